@@ -1,0 +1,206 @@
+import type { Arch, Network, NetworkMode, Nic, NicModel, PortForward } from "../../domain/Config.ts"
+import { deriveMacAddress, parseMacAddress } from "../../domain/MacAddress.ts"
+import type { HostFacts } from "../../host/HostFacts.ts"
+import type { EnvReader } from "../Env.ts"
+
+const nicModels: ReadonlyArray<NicModel> = [
+  "virtio",
+  "e1000",
+  "e1000e",
+  "rtl8139",
+  "ne2k_pci",
+  "pcnet",
+  "vmxnet3"
+]
+const nicFields = ["MODE", "BRIDGE", "DIRECT_DEV", "MAC", "MODEL", "MTU", "BOOT"] as const
+/** A bound on indexed families, so a typo such as NETWORK22_MODE is caught as a gap. */
+export const maximumIndex = 16
+
+/** Directories where Debian (`ipxe-qemu`) and upstream QEMU install the iPXE option ROMs. */
+export const ipxeRomDirs = ["/usr/lib/ipxe/qemu", "/usr/share/qemu"]
+
+const prefixFor = (index: number) => (index === 1 ? "NETWORK" : `NETWORK${index}`)
+
+/**
+ * Finds the indexes used by a family such as `NETWORK2_MODE`, and reports numbering mistakes:
+ * `NETWORK1_*` (index 1 has no number) and gaps (`NETWORK3_*` without `NETWORK2_*`).
+ */
+export const indexedFamily = (
+  reader: EnvReader,
+  base: string,
+  fields: ReadonlyArray<string>,
+  trigger: string
+): Array<number> => {
+  const pattern = new RegExp(`^${base}(\\d+)_(${fields.join("|")})$`)
+  const found = new Set<number>()
+  for (const [key, value] of Object.entries(reader.env)) {
+    const match = pattern.exec(key)
+    if (match === null || value === undefined || value.trim() === "") continue
+    const index = Number(match[1])
+    if (index === 1 || index > maximumIndex) {
+      const hint =
+        index === 1 ? `use ${base}_${match[2]} for the first one` : `at most ${maximumIndex}`
+      reader.problem(key, `numbered ${base} variables start at 2; ${hint}`, `${base}2_${match[2]}`)
+      continue
+    }
+    found.add(index)
+  }
+  const indexes = [...found].sort((a, b) => a - b)
+  indexes.forEach((index, position) => {
+    if (index !== position + 2) {
+      reader.problem(
+        `${base}${index}_${trigger}`,
+        `${base}${position + 2}_${trigger} is not set; numbers must be consecutive from 2`,
+        `${base}${position + 2}_${trigger}`
+      )
+    }
+    if (!reader.isSet(`${base}${index}_${trigger}`)) {
+      reader.problem(
+        `${base}${index}_${trigger}`,
+        `required because other ${base}${index}_* variables are set`
+      )
+    }
+  })
+  return [1, ...indexes]
+}
+
+const resolveNic = (reader: EnvReader, host: HostFacts, vmName: string, index: number): Nic => {
+  const prefix = prefixFor(index)
+  const mode = reader.choice<NetworkMode>(`${prefix}_MODE`, "nat", ["nat", "bridge", "direct"])
+  const bridge = reader.get(`${prefix}_BRIDGE`)
+  const directDevice = reader.get(`${prefix}_DIRECT_DEV`)
+  if (mode === "bridge") {
+    const kind = bridge === undefined ? undefined : host.netDevice(bridge)
+    if (kind !== "bridge") {
+      const why =
+        bridge === undefined
+          ? "is required"
+          : kind === "missing"
+            ? "does not exist"
+            : "is not a bridge"
+      reader.problem(
+        `${prefix}_BRIDGE`,
+        `${prefix}_MODE=bridge needs a host bridge, and this one ${why}; list bridges with ` +
+          "'ip link show type bridge' (in a container, run it with --network host)",
+        `${prefix}_BRIDGE=br0`
+      )
+    }
+  }
+  if (
+    mode === "direct" &&
+    (directDevice === undefined || host.netDevice(directDevice) === "missing")
+  ) {
+    reader.problem(
+      `${prefix}_DIRECT_DEV`,
+      `${prefix}_MODE=direct needs an existing host network interface ('ip link' lists them)`,
+      `${prefix}_DIRECT_DEV=eth0`
+    )
+  }
+  const macRaw = reader.get(`${prefix}_MAC`)
+  const mac = macRaw === undefined ? deriveMacAddress(vmName, index) : parseMacAddress(macRaw)
+  if (mac === undefined) {
+    reader.problem(
+      `${prefix}_MAC`,
+      "expected a unicast MAC address",
+      `${prefix}_MAC=52:54:00:12:34:56`
+    )
+  }
+  const model = reader.choice(`${prefix}_MODEL`, "virtio", nicModels)
+  let mtu = reader.isSet(`${prefix}_MTU`)
+    ? reader.integer(`${prefix}_MTU`, 1500, { min: 68, max: 65535, example: `${prefix}_MTU=1400` })
+    : undefined
+  if (mtu === undefined && index === 1) {
+    const hostMtu = host.defaultRouteMtu()
+    if (hostMtu !== undefined && hostMtu !== 1500) {
+      mtu = hostMtu
+      reader.notes.push(`NETWORK_MTU set to ${hostMtu}, the MTU of the host's default route`)
+    }
+  }
+  return {
+    index,
+    mode,
+    bridge: mode === "bridge" ? bridge : undefined,
+    directDevice: mode === "direct" ? directDevice : undefined,
+    mac: mac ?? deriveMacAddress(vmName, index),
+    model,
+    mtu,
+    boot: reader.bool(`${prefix}_BOOT`, false)
+  }
+}
+
+export const parsePortForwards = (reader: EnvReader): Array<PortForward> => {
+  const raw = reader.get("PORT_FWD")
+  if (raw === undefined) return []
+  const forwards: Array<PortForward> = []
+  for (const entry of raw.split(",").map((part) => part.trim())) {
+    if (entry === "") continue
+    const match = /^(\d{1,5}):(\d{1,5})(?:\/(tcp|udp))?$/i.exec(entry)
+    const host = Number(match?.[1])
+    const guest = Number(match?.[2])
+    if (match === null || host < 1 || host > 65535 || guest < 1 || guest > 65535) {
+      reader.problem(
+        "PORT_FWD",
+        `invalid entry ${JSON.stringify(entry)}; expected comma-separated HOST:GUEST pairs of ` +
+          "ports from 1 to 65535, each optionally ending in /tcp or /udp",
+        "PORT_FWD=8080:80,5353:53/udp"
+      )
+      continue
+    }
+    forwards.push({ protocol: (match[3]?.toLowerCase() ?? "tcp") as "tcp" | "udp", host, guest })
+  }
+  return forwards
+}
+
+const defaultIpxeRom = (host: HostFacts, model: NicModel): string | undefined =>
+  ipxeRomDirs.map((dir) => `${dir}/efi-${model}.rom`).find((path) => host.pathKind(path) === "file")
+
+export const resolveNetwork = (
+  reader: EnvReader,
+  host: HostFacts,
+  vmName: string,
+  _arch: Arch
+): Network => {
+  const indexes = indexedFamily(reader, "NETWORK", nicFields, "MODE")
+  const nics = indexes.map((index) => resolveNic(reader, host, vmName, index))
+  const seen = new Map<string, number>()
+  for (const nic of nics) {
+    const other = seen.get(nic.mac)
+    if (other !== undefined) {
+      reader.problem(`${prefixFor(nic.index)}_MAC`, `NIC ${other} already uses MAC ${nic.mac}`)
+    }
+    seen.set(nic.mac, nic.index)
+  }
+
+  const portForwards = parsePortForwards(reader)
+  if (portForwards.length > 0 && !nics.some((nic) => nic.mode === "nat")) {
+    reader.problem("PORT_FWD", "forwards need a NIC with NETWORK_MODE=nat (or NETWORKn_MODE=nat)")
+  }
+
+  const ipxeEnabled = reader.bool("IPXE_ENABLE", false)
+  let romPath = reader.get("IPXE_ROM_PATH")
+  if (romPath !== undefined && host.pathKind(romPath) !== "file") {
+    reader.problem(
+      "IPXE_ROM_PATH",
+      "no such file",
+      "IPXE_ROM_PATH=/usr/lib/ipxe/qemu/efi-virtio.rom"
+    )
+  }
+  if (ipxeEnabled && romPath === undefined) {
+    const model = nics[0]?.model ?? "virtio"
+    romPath = defaultIpxeRom(host, model)
+    if (romPath === undefined) {
+      reader.problem(
+        "IPXE_ENABLE",
+        `no iPXE ROM for NETWORK_MODEL=${model} in ${ipxeRomDirs.join(" or ")}; install ` +
+          "ipxe-qemu or set IPXE_ROM_PATH",
+        "IPXE_ROM_PATH=/usr/lib/ipxe/qemu/efi-virtio.rom"
+      )
+    }
+  }
+  return {
+    nics,
+    sshPort: reader.port("SSH_PORT", 2222),
+    portForwards,
+    ipxe: { enabled: ipxeEnabled, romPath }
+  }
+}

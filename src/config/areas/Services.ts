@@ -1,0 +1,81 @@
+import type { Graphics, GraphicsMode, Redfish } from "../../domain/Config.ts"
+import type { HostFacts } from "../../host/HostFacts.ts"
+import type { EnvReader } from "../Env.ts"
+
+export const defaultRedfishPassword = "password"
+/** VNC authentication (RFB "VNC Authentication") uses only the first 8 characters. */
+export const vncPasswordLength = 8
+
+const checkFile = (reader: EnvReader, host: HostFacts, name: string, example: string) => {
+  const path = reader.get(name)
+  if (path !== undefined && host.pathKind(path) !== "file") {
+    reader.problem(name, "no such file; bind-mount it into the container", example)
+  }
+  return path
+}
+
+export const resolveGraphics = (reader: EnvReader, host: HostFacts): Graphics => {
+  const mode = reader.choice<GraphicsMode>("GRAPHICS", "none", ["none", "vnc", "novnc"])
+  const keymap = reader.get("VNC_KEYMAP")
+  if (keymap !== undefined && !/^[a-z]{2}(-[a-z]+)?$/.test(keymap)) {
+    reader.problem(
+      "VNC_KEYMAP",
+      "expected a QEMU keymap name such as en-us, de or fr-ch",
+      "VNC_KEYMAP=de"
+    )
+  }
+  const vncPassword = reader.raw("VNC_PASSWORD")
+  if (vncPassword !== undefined && vncPassword.length > vncPasswordLength) {
+    reader.warnings.push(
+      `VNC_PASSWORD is longer than ${vncPasswordLength} characters; VNC clients check only the ` +
+        `first ${vncPasswordLength}, while the web console checks all of it`
+    )
+  }
+  const certificate = checkFile(reader, host, "TLS_CERT_FILE", "TLS_CERT_FILE=/config/tls.crt")
+  const key = checkFile(reader, host, "TLS_KEY_FILE", "TLS_KEY_FILE=/config/tls.key")
+  if ((certificate === undefined) !== (key === undefined)) {
+    reader.problem(
+      certificate === undefined ? "TLS_CERT_FILE" : "TLS_KEY_FILE",
+      "TLS_CERT_FILE and TLS_KEY_FILE must be set together"
+    )
+  }
+  return {
+    mode,
+    vncPort: reader.port("VNC_PORT", 5900),
+    novncPort: reader.port("NOVNC_PORT", 6080),
+    keymap,
+    vncPassword,
+    tlsCertPath: certificate,
+    tlsKeyPath: key
+  }
+}
+
+export const resolveRedfish = (reader: EnvReader, vmName: string): Redfish => {
+  const password = reader.raw("REDFISH_PASSWORD")
+  const username = reader.string("REDFISH_USERNAME", "admin")
+  if (username.includes(":")) {
+    reader.problem(
+      "REDFISH_USERNAME",
+      "HTTP basic authentication forbids ':' in user names",
+      "REDFISH_USERNAME=admin"
+    )
+  }
+  const systemId = reader.string("REDFISH_SYSTEM_ID", vmName)
+  if (!/^[A-Za-z0-9._-]+$/.test(systemId)) {
+    reader.problem(
+      "REDFISH_SYSTEM_ID",
+      "expected letters, digits, '.', '_' and '-' (it appears in URLs)",
+      `REDFISH_SYSTEM_ID=${vmName}`
+    )
+  }
+  return {
+    enabled: reader.bool("REDFISH_ENABLE", false),
+    port: reader.port("REDFISH_PORT", 8443),
+    username,
+    password: password ?? defaultRedfishPassword,
+    passwordIsDefault: password === undefined,
+    systemId,
+    storagePool: reader.string("REDFISH_STORAGE_POOL", "default"),
+    storagePath: reader.string("REDFISH_STORAGE_PATH", "/var/lib/libvirt/images")
+  }
+}
