@@ -1,6 +1,7 @@
 import { Data, Result } from "effect"
 import { parse } from "yaml"
 import defaultCatalogueText from "../../distros.yaml" with { type: "text" }
+import { editDistance } from "../config/KnownVariables.ts"
 import { normalizeArch } from "../domain/Arch.ts"
 import type { Arch, Distro, ImageChecksum } from "../domain/Config.ts"
 import { ExitCode } from "../domain/ExitCode.ts"
@@ -28,6 +29,22 @@ export class CatalogueError extends Data.TaggedError("CatalogueError")<{
 }
 
 const hexDigest = { sha256: /^[0-9a-f]{64}$/i, sha512: /^[0-9a-f]{128}$/i } as const
+const digestLength = { sha256: 64, sha512: 128 } as const
+
+const entryFields = ["name", "url", "arch", "user", "sha256", "sha512", "checksum_url"]
+
+/**
+ * Finds fields that look like misspelt entry fields, such as `sha265` or `checksum-url`, which
+ * would otherwise be ignored and silently drop a checksum or an architecture. Other unknown
+ * fields stay allowed, because older catalogues carry fields such as `format`.
+ */
+const misspeltFields = (entry: Record<string, unknown>): Array<[string, string]> =>
+  Object.keys(entry).flatMap((field): Array<[string, string]> => {
+    if (entryFields.includes(field)) return []
+    const limit = field.length <= 4 ? 1 : 2
+    const known = entryFields.find((name) => editDistance(field, name, limit) <= limit)
+    return known === undefined ? [] : [[field, known]]
+  })
 
 const isHttpUrl = (value: unknown): value is string =>
   typeof value === "string" && /^https?:\/\/\S+$/.test(value)
@@ -44,6 +61,9 @@ const parseEntry = (key: string, raw: unknown, problems: Array<string>): Distro 
 
   if (!/^[a-z0-9][a-z0-9._-]*$/.test(key)) {
     problems.push(`${key}: keys may contain only a-z, 0-9, '.', '_' and '-'`)
+  }
+  for (const [misspelt, known] of misspeltFields(entry)) {
+    field(misspelt, `unknown field; did you mean ${known}?`)
   }
   const name = entry.name ?? key
   if (typeof name !== "string" || name.trim() === "") field("name", "expected a non-empty string")
@@ -69,7 +89,11 @@ const parseEntry = (key: string, raw: unknown, problems: Array<string>): Distro 
     if (typeof value === "string" && hexDigest[algorithm].test(value)) {
       checksums.push({ _tag: "Digest", algorithm, hex: value.toLowerCase() })
     } else {
-      field(algorithm, `expected a hex ${algorithm} digest, got ${JSON.stringify(value)}`)
+      field(
+        algorithm,
+        `expected a ${algorithm} digest of ${digestLength[algorithm]} hex digits, ` +
+          `got ${JSON.stringify(value)}`
+      )
     }
   }
   if (entry.checksum_url !== undefined) {
@@ -82,8 +106,12 @@ const parseEntry = (key: string, raw: unknown, problems: Array<string>): Distro 
       )
     }
   }
-  if (checksums.length > 1) {
-    problems.push(`${key}: give only one of sha256, sha512 and checksum_url`)
+  const checksumFields = ["sha256", "sha512", "checksum_url"].filter((name) => name in entry)
+  if (checksumFields.length > 1) {
+    problems.push(
+      `${key}: expected at most one of sha256, sha512 and checksum_url, got ` +
+        checksumFields.join(" and ")
+    )
   }
   if (problems.length > before) return undefined
   return {

@@ -5,18 +5,43 @@ export type EnvMap = Readonly<Record<string, string | undefined>>
 /** One invalid variable: what it is set to, what is accepted, and a valid example. */
 export interface Problem {
   readonly variable: string
+  /** The value as set, or undefined when the variable is unset or holds a secret. */
   readonly value: string | undefined
+  /** True for a secret, whose value is kept out of the problem and its message. */
+  readonly hidden?: boolean
   readonly expected: string
   readonly example: string | undefined
 }
 
+/** Variables whose values are secrets, so problems and logs never show them. */
+export const secretVariables: ReadonlySet<string> = new Set([
+  "GUEST_PASSWORD",
+  "REDFISH_PASSWORD",
+  "VNC_PASSWORD"
+])
+
 export const formatProblem = (problem: Problem): string => {
   const subject =
-    problem.value === undefined
-      ? `${problem.variable} is not set`
-      : `${problem.variable}=${JSON.stringify(problem.value)}`
+    problem.hidden === true
+      ? `${problem.variable} (value hidden)`
+      : problem.value === undefined
+        ? `${problem.variable} is not set`
+        : `${problem.variable}=${JSON.stringify(problem.value)}`
   const example = problem.example === undefined ? "" : ` (for example ${problem.example})`
   return `${subject}: ${problem.expected}${example}`
+}
+
+/**
+ * Rewrites a fractional size such as `1.5G` in the next smaller unit (`1536M`), or returns
+ * undefined when that unit does not make it a whole number either.
+ */
+const wholeSizeFor = (value: string): string | undefined => {
+  const match = /^(\d*\.\d+)\s*([MGT])(?:i?B)?$/i.exec(value)
+  if (match === null) return undefined
+  const units = ["K", "M", "G", "T"]
+  const smaller = Number(match[1]) * 1024
+  const unit = units[units.indexOf((match[2] ?? "").toUpperCase()) - 1]
+  return Number.isInteger(smaller) && smaller > 0 ? `${smaller}${unit}` : undefined
 }
 
 const truthy = new Set(["1", "true", "yes", "on"])
@@ -58,6 +83,10 @@ export class EnvReader {
   }
 
   problem(variable: string, expected: string, example?: string): void {
+    if (secretVariables.has(variable)) {
+      this.problems.push({ variable, value: undefined, hidden: true, expected, example })
+      return
+    }
     this.problems.push({ variable, value: this.env[variable], expected, example })
   }
 
@@ -98,7 +127,8 @@ export class EnvReader {
     const lower = value.toLowerCase()
     const match = values.find((candidate) => candidate === lower)
     if (match !== undefined) return match
-    this.problem(name, `expected one of ${values.join(", ")}`, `${name}=${values[0]}`)
+    const list = `${values.slice(0, -1).join(", ")} or ${values.at(-1)}`
+    this.problem(name, `expected one of ${list}`, `${name}=${values[0]}`)
     return fallback
   }
 
@@ -109,9 +139,9 @@ export class EnvReader {
     if (size === undefined) {
       this.problem(
         name,
-        "expected a size above zero: a number with K, M, G or T (binary units, so 20G, 20GB " +
-          "and 20GiB all mean 20 GiB) or a plain number of bytes",
-        `${name}=${example}`
+        "expected a whole number above zero with K, M, G or T (binary units, so 20G, 20GB " +
+          "and 20GiB all mean 20 GiB), or a plain number of bytes",
+        `${name}=${wholeSizeFor(value) ?? example}`
       )
     }
     return size

@@ -99,50 +99,95 @@ const renamed: Readonly<Record<string, string>> = {
 export const isKnownVariable = (name: string): boolean =>
   knownVariables.includes(name) || numberedFamilies.some((pattern) => pattern.test(name))
 
-/** Levenshtein distance, bounded: returns `limit + 1` as soon as it is exceeded. */
+/**
+ * Edit distance counting an insertion, deletion, substitution or swap of two neighbouring
+ * characters as one edit (optimal string alignment), so MEMROY is one edit from MEMORY.
+ * Bounded: returns `limit + 1` as soon as the distance must exceed `limit`.
+ */
 export const editDistance = (a: string, b: string, limit: number): number => {
   if (Math.abs(a.length - b.length) > limit) return limit + 1
-  let previous = Array.from({ length: b.length + 1 }, (_, i) => i)
+  let beforePrevious: Array<number> = []
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
   for (let i = 1; i <= a.length; i++) {
     const current = [i]
     let rowMin = i
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1
-      const value = Math.min(
+      let value = Math.min(
         (previous[j] ?? 0) + 1,
         (current[j - 1] ?? 0) + 1,
         (previous[j - 1] ?? 0) + cost
       )
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        value = Math.min(value, (beforePrevious[j - 2] ?? 0) + 1)
+      }
       current.push(value)
       rowMin = Math.min(rowMin, value)
     }
-    if (rowMin > limit) return limit + 1
+    // A swap reaches back two rows, so stop only when both rows exceed the limit.
+    if (rowMin > limit && Math.min(...previous) > limit) return limit + 1
+    beforePrevious = previous
     previous = current
   }
-  return previous[b.length] ?? limit + 1
+  return Math.min(previous[b.length] ?? limit + 1, limit + 1)
 }
 
-/** The canonical form of a numbered variable, so NETWORK3_MODLE is compared with NETWORK_MODEL. */
-const unnumbered = (name: string) => name.replace(/^(NETWORK|FILESYSTEM|DISK|DEVICE)\d+/, "$1")
+/**
+ * Finds the known variable closest to `name` within `limit` edits. Ties go first to a name with
+ * the same first letter, then to one of the same length, so CPU gets CPUS rather than GPU and
+ * NETWORK_MODLE (a swap) gets NETWORK_MODEL rather than NETWORK_MODE.
+ */
+const nearestKnown = (name: string, limit: number): string | undefined => {
+  let best: { name: string; score: number } | undefined
+  for (const known of knownVariables) {
+    const distance = editDistance(name, known, limit)
+    if (distance > limit) continue
+    const score =
+      distance * 4 + (known[0] === name[0] ? 0 : 2) + (known.length === name.length ? 0 : 1)
+    if (best === undefined || score < best.score) best = { name: known, score }
+  }
+  return best?.name
+}
 
 /**
- * Warns about variables that look like misspelt or renamed vm-runner variables. Short names get
- * a tighter limit so that common variables such as TERM or USER are not reported.
+ * Suggests a known variable for a misspelt one. A numbered name is compared without its number
+ * and the number is put back, so NETWORK3_MODLE gets NETWORK3_MODEL.
+ */
+const suggestionFor = (name: string): string | undefined => {
+  const numbered = /^(NETWORK|FILESYSTEM|DISK|DEVICE)(\d+)/.exec(name)
+  const base = numbered?.[1] ?? ""
+  const candidate = numbered === null ? name : name.replace(numbered[0], base)
+  const match = nearestKnown(candidate, candidate.length <= 5 ? 1 : 2)
+  if (match === undefined || numbered === null) return match
+  const renumbered = match.replace(base, numbered[0])
+  // The same name back means only the number is wrong, which the configuration reports.
+  if (renumbered === name) return undefined
+  return isKnownVariable(renumbered) ? renumbered : match
+}
+
+/**
+ * Warns about variables that look like misspelt, lower-case or renamed vm-runner variables.
+ * Short names get a tighter limit so that common variables such as TERM or USER are not reported.
  */
 export const typoWarnings = (env: Readonly<Record<string, string | undefined>>): Array<string> => {
   const warnings: Array<string> = []
   for (const name of Object.keys(env)) {
-    if (!/^[A-Z][A-Z0-9_]*$/.test(name) || isKnownVariable(name)) continue
+    if (isKnownVariable(name)) continue
+    if (!/^[A-Z][A-Z0-9_]*$/.test(name)) {
+      // Environment variable names are case-sensitive, so memory=8192 is not MEMORY.
+      const upper = name.toUpperCase()
+      if (isKnownVariable(upper)) warnings.push(`${name} is not read; did you mean ${upper}?`)
+      continue
+    }
     const replacement = renamed[name]
     if (replacement !== undefined) {
       warnings.push(`${name} is no longer read; use ${replacement}`)
       continue
     }
-    const candidate = unnumbered(name)
-    const limit = candidate.length <= 5 ? 1 : 2
-    const match = knownVariables.find((known) => editDistance(candidate, known, limit) <= limit)
-    if (match !== undefined)
+    const match = suggestionFor(name)
+    if (match !== undefined) {
       warnings.push(`${name} is not a vm-runner variable; did you mean ${match}?`)
+    }
   }
   return warnings
 }

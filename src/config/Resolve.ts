@@ -38,12 +38,21 @@ export interface Resolved {
 
 export class ConfigError extends Data.TaggedError("ConfigError")<{
   readonly problems: ReadonlyArray<Problem>
+  /** Variables that look misspelt or renamed; one of them may explain a problem. */
+  readonly hints: ReadonlyArray<string>
 }> {
   readonly exitCode = ExitCode.Config
   override get message(): string {
     const count = this.problems.length
     const heading = `invalid configuration (${count} problem${count === 1 ? "" : "s"}):`
-    return [heading, ...this.problems.map((problem) => `  ${formatProblem(problem)}`)].join("\n")
+    const lines = [heading, ...this.problems.map((problem) => `  ${formatProblem(problem)}`)]
+    if (this.hints.length > 0) {
+      lines.push(
+        "variables that may be misspelt or renamed:",
+        ...this.hints.map((hint) => `  ${hint}`)
+      )
+    }
+    return lines.join("\n")
   }
 }
 
@@ -108,8 +117,9 @@ export const resolveConfig = (input: ResolveInput): Result.Result<Resolved, Conf
     forceIso: reader.bool("FORCE_ISO", false)
   }
 
+  const hints = typoWarnings(input.env)
   if (reader.problems.length > 0 || distro === undefined) {
-    return Result.fail(new ConfigError({ problems: reader.problems }))
+    return Result.fail(new ConfigError({ problems: reader.problems, hints }))
   }
   const config: VmConfig = {
     name,
@@ -131,6 +141,6 @@ export const resolveConfig = (input: ResolveInput): Result.Result<Resolved, Conf
   return Result.succeed({
     config,
     notes: reader.notes,
-    warnings: [...reader.warnings, ...typoWarnings(input.env)]
+    warnings: [...reader.warnings, ...hints]
   })
 }

@@ -14,9 +14,12 @@ export const parseMacAddress = (raw: string): MacAddress | undefined => {
 
 /**
  * Derives a stable MAC for NIC `nicIndex` (1-based) of the VM `vmName`: QEMU's `52:54:00`
- * prefix plus the first three bytes of SHA-256("<vmName>:<nicIndex>"), with the first of those
- * marked locally administered and unicast. The same inputs always give the same address, so a
- * persistent guest keeps its DHCP lease and interface names across restarts.
+ * prefix, which is already a locally administered unicast prefix, plus the first three bytes of
+ * SHA-256("<vmName>:<nicIndex>"). The same inputs always give the same address, so a persistent
+ * guest keeps its DHCP lease and interface names across restarts.
+ *
+ * NOTE: the fourth octet has bit 1 set and bit 0 cleared. Those bits mean nothing outside the
+ * first octet, but clearing them now would change every derived address.
  */
 export const deriveMacAddress = (vmName: string, nicIndex: number): MacAddress => {
   const digest = createHash("sha256").update(`${vmName}:${nicIndex}`, "utf8").digest()

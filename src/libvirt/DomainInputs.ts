@@ -40,6 +40,11 @@ export interface DomainInputs {
   readonly firmware: FirmwareFiles | undefined
   /** True when this libvirt accepts `<backend type='passt'/>` on user interfaces. */
   readonly passt: boolean
+  /**
+   * True when this libvirt accepts `<readonly/>` on a virtiofs share. libvirt 9.0 rejects it
+   * ("virtiofs does not yet support read-only mode").
+   */
+  readonly virtiofsReadonly: boolean
   readonly hostCpu: HostCpu
   /** Logical sector size of each `DEVICE` block device, when it is not 512 bytes. */
   readonly blockSectorSizes: ReadonlyMap<string, number>

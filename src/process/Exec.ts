@@ -1,3 +1,4 @@
+import { constants as osConstants } from "node:os"
 import { Context, Data, Duration, Effect, Layer, Option, Stream } from "effect"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
 import { ExitCode } from "../domain/ExitCode.ts"
@@ -84,6 +85,16 @@ const collect = (stream: Stream.Stream<Uint8Array, unknown>) =>
     Effect.orElseSucceed(() => Buffer.alloc(0))
   )
 
+/**
+ * Turns "the child was killed by a signal" into the status a shell reports, 128 + the signal
+ * number, so callers handle it like any other failure exit.
+ */
+const signalStatus = (error: { readonly message: string }) => {
+  const name = /signal: '(SIG[A-Z0-9]+)'/.exec(error.message)?.[1]
+  const number = name === undefined ? undefined : osConstants.signals[name as NodeJS.Signals]
+  return Effect.succeed(number === undefined ? 255 : 128 + number)
+}
+
 /** Runs external programs from argv arrays, never through a shell. */
 export class Exec extends Context.Service<
   Exec,
@@ -127,12 +138,12 @@ export class Exec extends Context.Service<
               )
             )
           const [stdout, stderr, exitCode] = yield* Effect.all(
-            [collect(handle.stdout), collect(handle.stderr), handle.exitCode],
+            [
+              collect(handle.stdout),
+              collect(handle.stderr),
+              handle.exitCode.pipe(Effect.catch(signalStatus))
+            ],
             { concurrency: "unbounded" }
-          ).pipe(
-            Effect.mapError(
-              (cause) => new CommandNotFound({ command, detail: cause.message ?? String(cause) })
-            )
           )
           return { exitCode: Number(exitCode), stdout, stderr: stderr.toString("utf8") }
         }).pipe(Effect.scoped)

@@ -16,8 +16,8 @@
 # the guest (iproute2, procps, netcat-openbsd, e2fsprogs).
 #
 # The image is assembled from plain files (mkfs.ext4 -d, mtools, sfdisk on a file), so the build
-# needs no loop devices and mounts nothing of its own; mmdebstrap mounts /proc, /sys and /dev in
-# its chroot while it installs packages and unmounts them afterwards.
+# needs no loop devices and mounts nothing of its own. Only mmdebstrap mounts /proc, /sys and /dev
+# in its chroot while it installs packages, and it unmounts them afterwards.
 #
 # Environment (none of these changes what goes into the image, only how it is built):
 #   MIRROR           Debian archive, default http://deb.debian.org/debian
@@ -44,8 +44,9 @@ T0=$(date +%s)
 log() { echo "[build-image $(( $(date +%s) - T0 ))s] $*" >&2; }
 die() { echo "build-image: $*" >&2; exit 1; }
 
-[ "$(id -u)" = 0 ] || die "must run as root (mmdebstrap --mode=root, apt-get)"
-[ "$(dpkg --print-architecture)" = amd64 ] || die "needs an amd64 Debian host"
+[ "$(id -u)" = 0 ] || die "must be run as root (it uses mmdebstrap --mode=root and apt-get)"
+ARCH=$(dpkg --print-architecture)
+[ "$ARCH" = amd64 ] || die "unsupported host architecture $ARCH: run it on an amd64 Debian 12 host"
 
 # ------------------------------------------------------------------------------- host tools
 # Install only what is missing, so that a prepared machine does not touch the network here.
@@ -100,7 +101,7 @@ ESP_UUID=${ESP_ID:0:4}-${ESP_ID:4:4}
 
 # ------------------------------------------------------------------------------- root tree
 GUEST_PACKAGES=(
-  # kernel: the cloud flavour is half the size of the generic one and has the virtio drivers.
+  # The cloud kernel flavour is much smaller than the generic one and has the virtio drivers.
   # It has no AHCI driver, so a seed disk must be virtio (blk or scsi), not SATA.
   linux-image-cloud-amd64
   # init, device manager, and the D-Bus/logind pieces hostnamectl and SSH sessions rely on
@@ -112,7 +113,8 @@ GUEST_PACKAGES=(
   ifupdown isc-dhcp-client netbase
   # tools the tests run in the guest
   iproute2 procps netcat-openbsd e2fsprogs
-  # initramfs-tools compresses with zstd when present, else falls back to slower gzip
+  # initramfs-tools compresses with zstd when present and otherwise falls back to gzip, which
+  # unpacks more slowly
   zstd
   # boot loaders: i386-pc modules for BIOS, signed shim and GRUB for UEFI and Secure Boot
   grub-pc-bin grub-efi-amd64-signed shim-signed
@@ -134,9 +136,10 @@ log "mmdebstrap $SUITE (downloads and installs packages; the long step)"
 # The essential hooks run before the kernel package is configured, i.e. before its initramfs
 # is generated: the fstab lets initramfs-tools' fsck hook see the root file system, and
 # RESUME=none stops it from searching for a swap device to resume from.
-# The merged-usr hook dir (shipped with mmdebstrap) lays out merged /usr the way debootstrap
-# does and installs usr-is-merged; without it apt satisfies init-system-helpers' dependency
-# with the usrmerge package, which drags the full perl (about 50 MiB) into the guest.
+# The merged-usr hook dir (shipped with mmdebstrap) lays out merged /usr the way debootstrap does
+# and installs usr-is-merged. Without it, apt satisfies init-system-helpers' dependency with the
+# usrmerge package, which pulls the full perl (about 50 MiB installed) into the guest.
+# shellcheck disable=SC2016 # the hooks' $1 is expanded by the hook's shell, not here
 mmdebstrap --mode=root --variant=minbase --components=main \
   --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
   --include="$(IFS=,; echo "${GUEST_PACKAGES[*]}")" \
@@ -155,8 +158,10 @@ mmdebstrap --mode=root --variant=minbase --components=main \
 log "configuring the guest"
 KVER=$(basename "$(readlink -f "$ROOT/vmlinuz")")
 KVER=${KVER#vmlinuz-}
-[ -n "$KVER" ] && [ -e "$ROOT/boot/vmlinuz-$KVER" ] && [ -e "$ROOT/boot/initrd.img-$KVER" ] \
-  || die "kernel or initramfs missing in the root tree"
+if [ -z "$KVER" ] || [ ! -e "$ROOT/boot/vmlinuz-$KVER" ] \
+  || [ ! -e "$ROOT/boot/initrd.img-$KVER" ]; then
+  die "kernel or initramfs missing in $ROOT/boot: check the mmdebstrap output above"
+fi
 
 echo debian > "$ROOT/etc/hostname"
 cat > "$ROOT/etc/hosts" <<'EOF'
@@ -172,23 +177,23 @@ iface lo inet loopback
 source /etc/network/interfaces.d/*
 EOF
 mkdir -p "$ROOT/boot/efi"
-# C.UTF-8 is built into glibc. Naming it as the system locale makes cloud-init's locale module
-# find nothing to do; with no system locale it would run locale-gen for en_US.UTF-8 at boot.
+# C.UTF-8 is built into glibc. Naming it as the system locale leaves cloud-init's locale module
+# nothing to do. Without a system locale, it would run locale-gen for en_US.UTF-8 at boot.
 echo 'LANG=C.UTF-8' > "$ROOT/etc/default/locale"
 
 # The tests seed the guest through NoCloud (a disk labelled 'cidata'). Probing for other clouds
-# costs boot time and would send requests to metadata addresses; 'None' lets cloud-init still
-# finish when no seed is attached.
+# costs boot time and could send requests to metadata addresses. 'None' lets cloud-init finish
+# when no seed is attached.
 cat > "$ROOT/etc/cloud/cloud.cfg.d/90-vm-runner.cfg" <<'EOF'
 datasource_list: [ NoCloud, None ]
 # put the hostname into /etc/hosts, otherwise sudo warns that it cannot resolve it
 manage_etc_hosts: true
 EOF
 
-# qemu-guest-agent is started by udev once its virtio port appears, but with systemd's default
-# dependencies it waits for sysinit.target, which on Debian includes cloud-init's first stage:
-# under TCG that puts the agent at about 60 s. The agent needs only a writable root and the
-# journal, so start it as soon as those exist (about 20-30 s).
+# udev starts qemu-guest-agent once its virtio port appears. With systemd's default dependencies
+# the agent also waits for sysinit.target, which on Debian includes cloud-init's first stage, so
+# under TCG it answers only after about 60 s. It needs just a writable root and the journal, so
+# this drop-in starts it as soon as those exist (about 20-30 s under TCG).
 mkdir -p "$ROOT/etc/systemd/system/qemu-guest-agent.service.d"
 cat > "$ROOT/etc/systemd/system/qemu-guest-agent.service.d/early.conf" <<'EOF'
 [Unit]
@@ -219,8 +224,8 @@ rm -f "$ROOT"/etc/ssh/ssh_host_*
 rm -f "$ROOT/var/lib/dbus/machine-id"
 rm -rf "$ROOT"/var/lib/cloud/* "$ROOT"/tmp/* "$ROOT"/var/tmp/* "$ROOT"/var/cache/apt/*.bin
 find "$ROOT/var/log" -type f -exec truncate -s 0 {} +
-# mmdebstrap leaves its dpkg options in 99mmdebstrap; keep the no-doc rules under a clear name
-# so that packages installed later in the guest stay small too.
+# mmdebstrap leaves its dpkg options in 99mmdebstrap. The no-doc rules are kept under a clearer
+# name so that packages installed later in the guest stay small too.
 rm -f "$ROOT/etc/dpkg/dpkg.cfg.d/99mmdebstrap"
 printf '%s\n' "${NODOC_RULES[@]}" > "$ROOT/etc/dpkg/dpkg.cfg.d/01-nodoc"
 
@@ -275,10 +280,10 @@ configfile \$prefix/grub.cfg
 EOF
 export MTOOLS_SKIP_CHECK=1
 mmd -i "$ESP" ::/EFI ::/EFI/BOOT ::/EFI/debian
-# EFI/BOOT/BOOTX64.EFI is what firmware with empty NVRAM (a fresh OVMF_VARS copy) starts;
-# EFI/debian is where an installed system keeps it. shim loads grubx64.efi from its own
-# directory. fbx64.efi is left out on purpose: the fallback loader would write NVRAM boot
-# entries and reset the machine once.
+# Firmware with empty NVRAM (a fresh OVMF_VARS copy) starts EFI/BOOT/BOOTX64.EFI. EFI/debian is
+# where an installed Debian keeps shim, and shim loads grubx64.efi from its own directory.
+# fbx64.efi is left out on purpose, because the fallback loader would write NVRAM boot entries
+# and reset the machine once.
 for dir in BOOT debian; do
   if [ "$dir" = BOOT ]; then shim=BOOTX64.EFI; else shim=shimx64.efi; fi
   mcopy -i "$ESP" "$ROOT/usr/lib/shim/shimx64.efi.signed" "::/EFI/$dir/$shim"
@@ -315,17 +320,18 @@ EOF
 dd if="$ESP" of="$DISK" bs=1M seek=2 conv=notrunc,sparse status=none
 dd if="$WORK/root.ext4" of="$DISK" bs=1M seek="$ROOT_START_MB" conv=notrunc,sparse status=none
 
-# BIOS boot, written by hand because grub-bios-setup insists on a real disk device. It is what
-# grub-bios-setup would write for a GPT disk with a BIOS boot partition:
-#   boot.img (the MBR code, first 440 bytes; sfdisk's protective partition table stays) gets the
-#   LBA of core.img's first sector at 0x5c, boot drive 0xff ("use the drive BIOS booted from")
-#   at 0x64, and two NOPs at 0x66 in place of the jump that handles floppies;
-#   core.img's first sector (diskboot) ends with a block list at 0x1f4 telling it where the rest
-#   of core.img is: u64 start LBA, u16 sector count, u16 load segment 0x820.
-put_le() { # FILE OFFSET NBYTES VALUE: write VALUE little-endian
+# BIOS boot is written by hand because grub-bios-setup requires a real disk device. These are
+# the bytes grub-bios-setup would write for a GPT disk with a BIOS boot partition.
+#   boot.img is the MBR code (first 440 bytes, so sfdisk's protective partition table stays).
+#   It gets the LBA of core.img's first sector at 0x5c, boot drive 0xff ("the drive the BIOS
+#   booted from") at 0x64, and two NOPs at 0x66 in place of the jump that handles floppies.
+#   core.img's first sector (diskboot) ends with a block list at 0x1f4 that locates the rest of
+#   core.img: u64 start LBA, u16 sector count, u16 load segment 0x820.
+# Writes VALUE as NBYTES little-endian bytes at OFFSET of FILE.
+put_le() { # FILE OFFSET NBYTES VALUE
   local file=$1 off=$2 n=$3 v=$4 bytes="" i
   for ((i = 0; i < n; i++)); do bytes+=$(printf '\\x%02x' $(( (v >> (8 * i)) & 255 ))); done
-  printf "$bytes" | dd of="$file" bs=1 seek="$off" conv=notrunc status=none
+  printf '%b' "$bytes" | dd of="$file" bs=1 seek="$off" conv=notrunc status=none
 }
 CORE_LBA=2048 # start of the BIOS boot partition
 CORE_SECTORS=$(( ($(stat -c %s "$WORK/core.img") + 511) / 512 ))
@@ -341,7 +347,8 @@ dd if="$WORK/boot.img" of="$DISK" bs=440 count=1 conv=notrunc status=none
 
 # ------------------------------------------------------------------------------- qcow2
 log "converting to compressed qcow2"
-# Write next to OUT and rename: a reader (or a concurrent build) never sees a partial image.
+# Write next to OUT and rename, so that a reader or a concurrent build never opens a partial
+# image.
 TMP_OUT=$(mktemp "$OUT_DIR/.$(basename "$OUT").XXXXXX")
 qemu-img convert -f raw -O qcow2 -c -o compat=1.1 "$DISK" "$TMP_OUT"
 chmod 0644 "$TMP_OUT"

@@ -9,8 +9,11 @@
 #
 # The file name carries the first 16 hex digits of the sha256 of build-image.sh: editing the
 # builder yields a new name and so a rebuild, while an unchanged builder costs one hash.
-# Next to the image, IMAGE.sha256 holds the image's own sha256 (hex digest only, one line) for
+# Next to the image, IMAGE.sha256 contains the image's own sha256 (hex digest only, one line) for
 # tests that serve the image together with a checksum.
+#
+# NOTE: the key covers the builder only, not the package versions in Debian's archive. Two
+# machines with the same builder can therefore cache images with different package updates.
 #
 # Concurrent callers take a lock, so the image is built once; the others wait, then reuse it.
 # Images of older builders are left in the cache; delete them by hand if space matters.

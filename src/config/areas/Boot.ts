@@ -24,16 +24,15 @@ export const resolveBootFrom = (reader: EnvReader, host: HostFacts): BootFrom =>
   if (raw === undefined) return { _tag: "Catalogue" }
   if (raw.toLowerCase() === "blank") return { _tag: "Blank" }
   if (/^https?:\/\//i.test(raw)) {
-    try {
-      new URL(raw)
-    } catch {
+    if (!URL.canParse(raw)) {
       reader.problem(
         "BOOT_FROM",
-        "expected a valid http(s) URL",
-        "BOOT_FROM=https://example.com/a.iso"
+        "expected a valid http:// or https:// URL",
+        "BOOT_FROM=https://example.com/install.iso"
       )
+      return { _tag: "Url", url: raw, hint: "unknown" }
     }
-    return { _tag: "Url", url: raw, hint: hintFromName(new URL(raw, "http://x").pathname) }
+    return { _tag: "Url", url: raw, hint: hintFromName(new URL(raw).pathname) }
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(raw)) {
     reader.problem(
@@ -137,7 +136,7 @@ const checkUserData = (reader: EnvReader, host: HostFacts, path: string): void =
       reader.problem(name, "a #cloud-config file must be a YAML mapping of keys", example)
     }
   } catch (error) {
-    const detail = (error as Error).message.split("\n")[0]
+    const detail = (error as Error).message.split("\n")[0]?.replace(/:$/, "")
     reader.problem(name, `the #cloud-config file is not valid YAML: ${detail}`, example)
   }
 }

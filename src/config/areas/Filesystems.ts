@@ -19,28 +19,49 @@ const prefixFor = (index: number) => (index === 1 ? "FILESYSTEM" : `FILESYSTEM${
 export const deriveTag = (source: string): string =>
   basename(source.replace(/\/+$/, ""))
     .replace(/[^A-Za-z0-9._-]/g, "-")
-    .replace(/^[-.]+|-+$/g, "")
+    .replace(/^[-._]+|-+$/g, "")
     .slice(0, maximumTagLength)
+
+const resolveTag = (reader: EnvReader, prefix: string, source: string): string => {
+  const explicit = reader.get(`${prefix}_TARGET`)
+  const tag = explicit ?? deriveTag(source)
+  const rule =
+    "letters, digits, '.', '_' and '-', starting with a letter or digit, at most " +
+    `${maximumTagLength} characters`
+  if (tagPattern.test(tag) && tag.length <= maximumTagLength) {
+    if (explicit === undefined) {
+      reader.notes.push(
+        `${prefix}_TARGET is ${tag}, from ${prefix}_SOURCE; the guest mounts it at /mnt/${tag}`
+      )
+    }
+    return tag
+  }
+  reader.problem(
+    `${prefix}_TARGET`,
+    explicit === undefined
+      ? `no tag can be derived from ${prefix}_SOURCE=${source}; set a tag of ${rule}`
+      : `expected a tag of ${rule}`,
+    `${prefix}_TARGET=share`
+  )
+  return tag
+}
 
 /**
  * Resolves `FILESYSTEM_*` and `FILESYSTEMn_*`. A numbered share needs its own SOURCE; its
- * DRIVER, ACCESSMODE and READONLY default to the first share's values.
+ * DRIVER, ACCESSMODE and READONLY default to the first share's values, except that a virtiofs
+ * share defaults to passthrough, the only access mode virtiofs supports.
  */
 export const resolveFilesystems = (
   reader: EnvReader,
   host: HostFacts
 ): ReadonlyArray<FilesystemShare> => {
-  if (!fields.some((field) => reader.isSet(`FILESYSTEM_${field}`))) {
-    const numbered = Object.keys(reader.env).some((key) => /^FILESYSTEM\d+_/.test(key))
-    if (numbered)
-      reader.problem("FILESYSTEM_SOURCE", "required because FILESYSTEMn_* variables are set")
-    return []
-  }
-  const indexes = indexedFamily(reader, "FILESYSTEM", fields, "SOURCE")
+  const firstIsSet = fields.some((field) => reader.isSet(`FILESYSTEM_${field}`))
+  const indexes = indexedFamily(reader, "FILESYSTEM", fields, "SOURCE", "/share2")
+  if (!firstIsSet && indexes.length === 1) return []
   const shares: Array<FilesystemShare> = []
   for (const index of indexes) {
     const prefix = prefixFor(index)
-    const first = shares[0]
+    const first = index === 1 ? undefined : shares.find((share) => share.index === 1)
     const source = reader.get(`${prefix}_SOURCE`)
     const driver = reader.choice<FilesystemDriver>(
       `${prefix}_DRIVER`,
@@ -49,11 +70,25 @@ export const resolveFilesystems = (
     )
     const accessMode = reader.choice<FilesystemAccessMode>(
       `${prefix}_ACCESSMODE`,
-      first?.accessMode ?? "passthrough",
+      driver === "virtiofs" ? "passthrough" : (first?.accessMode ?? "passthrough"),
       ["passthrough", "mapped", "squash"]
     )
     const readonly = reader.bool(`${prefix}_READONLY`, first?.readonly ?? false)
-    if (source === undefined || !isAbsolute(source)) {
+    if (source === undefined) {
+      // indexedFamily has already reported a numbered share without its SOURCE.
+      if (index === 1) {
+        reader.problem(
+          "FILESYSTEM_SOURCE",
+          firstIsSet
+            ? "expected the absolute path of a directory to share"
+            : "required because numbered FILESYSTEMn_* variables are set, and the first " +
+                "share has no number",
+          "FILESYSTEM_SOURCE=/share"
+        )
+      }
+      continue
+    }
+    if (!isAbsolute(source)) {
       reader.problem(
         `${prefix}_SOURCE`,
         "expected the absolute path of a directory to share",
@@ -83,23 +118,13 @@ export const resolveFilesystems = (
         `${prefix}_DRIVER=9p`
       )
     }
-    const tag = reader.get(`${prefix}_TARGET`) ?? deriveTag(source)
-    if (!tagPattern.test(tag) || tag.length > maximumTagLength) {
-      reader.problem(
-        `${prefix}_TARGET`,
-        `expected a tag of letters, digits, '.', '_' and '-', at most ${maximumTagLength} characters`,
-        `${prefix}_TARGET=share`
-      )
-    } else if (!reader.isSet(`${prefix}_TARGET`)) {
-      reader.notes.push(
-        `${prefix}_TARGET is ${tag}, from ${prefix}_SOURCE; the guest mounts it at /mnt/${tag}`
-      )
-    }
+    const tag = resolveTag(reader, prefix, source)
     if (shares.some((share) => share.tag === tag)) {
+      const origin = reader.isSet(`${prefix}_TARGET`) ? "" : `, derived from ${prefix}_SOURCE,`
       reader.problem(
         `${prefix}_TARGET`,
-        `another share already uses the tag ${tag}`,
-        `${prefix}_TARGET=${tag}2`
+        `the tag ${tag}${origin} is already used by another share; give each share its own tag`,
+        `${prefix}_TARGET=${tag}${index}`
       )
     }
     shares.push({ index, source, tag, driver, accessMode, readonly })

@@ -12,6 +12,7 @@ import type {
 } from "../../domain/Config.ts"
 import type { HostFacts } from "../../host/HostFacts.ts"
 import type { EnvReader } from "../Env.ts"
+import { editDistance } from "../KnownVariables.ts"
 import { splitArguments } from "../SplitArguments.ts"
 
 /** Memory kept for the host, QEMU and libvirt when `MEMORY=max`. */
@@ -21,19 +22,34 @@ export const minimumMemoryMiB = 128
 /** A sanity bound on `CPUS`; QEMU also enforces its machine type's own limit (288 for q35 in 7.2). */
 export const maximumCpus = 1024
 
+/** Finds the catalogue key closest to a mistyped `DISTRO`, such as ubuntu-2404 for ubuntu-24.04. */
+const nearestKey = (keys: ReadonlyArray<string>, value: string): string | undefined => {
+  let best: { key: string; distance: number } | undefined
+  for (const key of keys) {
+    const distance = editDistance(value, key, 3)
+    if (distance <= 3 && (best === undefined || distance < best.distance)) best = { key, distance }
+  }
+  return best?.key
+}
+
 export const resolveDistro = (
   reader: EnvReader,
   catalogue: Catalogue,
   catalogueSource: string
 ): Distro | undefined => {
-  const key = reader.string("DISTRO", "ubuntu-2404")
+  // Catalogue keys are lower case, so DISTRO=Debian-12 selects debian-12.
+  const key = reader.string("DISTRO", "ubuntu-2404").toLowerCase()
   const distro = catalogue.get(key)
   if (distro === undefined) {
     const keys = [...catalogue.keys()]
+    const suggestion = nearestKey(keys, key) ?? (keys.includes("debian-12") ? "debian-12" : keys[0])
+    const listing = `run --list-distros to see all ${keys.length}`
     reader.problem(
       "DISTRO",
-      `unknown distribution in ${catalogueSource}; run --list-distros to see all ${keys.length}`,
-      `DISTRO=${keys.includes("debian-12") ? "debian-12" : keys[0]}`
+      reader.isSet("DISTRO")
+        ? `unknown distribution in ${catalogueSource}; ${listing}`
+        : `the default distribution ${key} is not in ${catalogueSource}; set DISTRO (${listing})`,
+      `DISTRO=${suggestion}`
     )
   }
   return distro
@@ -41,7 +57,8 @@ export const resolveDistro = (
 
 /**
  * Resolves `ARCH`. Without `BOOT_FROM` the catalogue entry decides and `ARCH` may only repeat
- * it; with `BOOT_FROM` the image is the user's own, so `ARCH` decides.
+ * it. With `BOOT_FROM` the image is the user's own, so `ARCH` decides, and the distribution's
+ * architecture is only the default.
  */
 export const resolveArch = (
   reader: EnvReader,
@@ -53,14 +70,12 @@ export const resolveArch = (
   if (raw !== undefined && requested === undefined) {
     reader.problem("ARCH", "expected x86_64 (alias amd64) or aarch64 (alias arm64)", "ARCH=x86_64")
   }
-  if (from._tag !== "Catalogue") return requested ?? "x86_64"
+  if (from._tag !== "Catalogue") return requested ?? distro?.arch ?? "x86_64"
   if (distro !== undefined && requested !== undefined && requested !== distro.arch) {
     reader.problem(
       "ARCH",
-      `distribution ${distro.key} is ${distro.arch}; choose a ${requested} distribution ` +
-        "(see --list-distros " +
-        requested +
-        ") or leave ARCH unset",
+      `DISTRO=${distro.key} is an ${distro.arch} image; leave ARCH unset, or choose a ` +
+        `distribution built for ${requested} (--list-distros ${requested} lists them)`,
       `ARCH=${distro.arch}`
     )
   }
@@ -73,10 +88,17 @@ export const resolveMemory = (reader: EnvReader, host: HostFacts): number => {
   const lower = raw.toLowerCase()
   if (lower === "max" || lower === "half") {
     const available = host.availableMemoryMiB()
-    const memory =
-      lower === "max"
-        ? Math.max(512, available - memoryReserveMiB)
-        : Math.max(512, Math.floor(available / 2))
+    const memory = lower === "max" ? available - memoryReserveMiB : Math.floor(available / 2)
+    if (memory < minimumMemoryMiB) {
+      reader.problem(
+        "MEMORY",
+        `only ${Math.max(0, available)} MiB of memory is available to this container, so ` +
+          `${lower} would give the guest less than the minimum of ${minimumMemoryMiB} MiB; ` +
+          "raise the container's memory limit or set a number of MiB",
+        `MEMORY=${minimumMemoryMiB}`
+      )
+      return minimumMemoryMiB
+    }
     reader.notes.push(`MEMORY=${lower} resolved to ${memory} MiB (${available} MiB available)`)
     return memory
   }

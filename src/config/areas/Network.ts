@@ -13,7 +13,7 @@ const nicModels: ReadonlyArray<NicModel> = [
   "vmxnet3"
 ]
 const nicFields = ["MODE", "BRIDGE", "DIRECT_DEV", "MAC", "MODEL", "MTU", "BOOT"] as const
-/** A bound on indexed families, so a typo such as NETWORK22_MODE is caught as a gap. */
+/** The highest index of NETWORKn_* and FILESYSTEMn_*, so a typo like NETWORK22_MODE is reported. */
 export const maximumIndex = 16
 
 /** Directories where Debian (`ipxe-qemu`) and upstream QEMU install the iPXE option ROMs. */
@@ -22,45 +22,74 @@ export const ipxeRomDirs = ["/usr/lib/ipxe/qemu", "/usr/share/qemu"]
 const prefixFor = (index: number) => (index === 1 ? "NETWORK" : `NETWORK${index}`)
 
 /**
- * Finds the indexes used by a family such as `NETWORK2_MODE`, and reports numbering mistakes:
- * `NETWORK1_*` (index 1 has no number) and gaps (`NETWORK3_*` without `NETWORK2_*`).
+ * Finds the indexes used by a family such as `NETWORK2_MODE` and reports numbering mistakes:
+ * `NETWORK1_*` (the first one has no number), indexes above `maximumIndex`, gaps (`NETWORK3_*`
+ * without `NETWORK2_*`), and an index whose `trigger` variable is unset. Returns 1 followed by
+ * the numbered indexes in order, gaps included, so their values are still checked.
  */
 export const indexedFamily = (
   reader: EnvReader,
   base: string,
   fields: ReadonlyArray<string>,
-  trigger: string
+  trigger: string,
+  triggerExample: string
 ): Array<number> => {
   const pattern = new RegExp(`^${base}(\\d+)_(${fields.join("|")})$`)
-  const found = new Set<number>()
+  const used = new Map<number, Array<string>>()
   for (const [key, value] of Object.entries(reader.env)) {
     const match = pattern.exec(key)
     if (match === null || value === undefined || value.trim() === "") continue
     const index = Number(match[1])
-    if (index === 1 || index > maximumIndex) {
-      const hint =
-        index === 1 ? `use ${base}_${match[2]} for the first one` : `at most ${maximumIndex}`
-      reader.problem(key, `numbered ${base} variables start at 2; ${hint}`, `${base}2_${match[2]}`)
+    if (String(index) !== match[1]) {
+      reader.problem(
+        key,
+        `numbered ${base} variables are written without leading zeros`,
+        `${base}${index}_${match[2]}=${value.trim()}`
+      )
       continue
     }
-    found.add(index)
+    if (index < 2) {
+      reader.problem(
+        key,
+        `the first ${base} variables have no number, and numbered ones start at ${base}2_*`,
+        `${base}_${match[2]}=${value.trim()}`
+      )
+      continue
+    }
+    if (index > maximumIndex) {
+      reader.problem(
+        key,
+        `numbered ${base} variables go from ${base}2_* to ${base}${maximumIndex}_*`,
+        `${base}2_${match[2]}=${value.trim()}`
+      )
+      continue
+    }
+    used.set(index, [...(used.get(index) ?? []), key].sort())
   }
-  const indexes = [...found].sort((a, b) => a - b)
-  indexes.forEach((index, position) => {
-    if (index !== position + 2) {
+  const indexes = [...used.keys()].sort((a, b) => a - b)
+  let previous = 1
+  for (const index of indexes) {
+    const keys = used.get(index) ?? []
+    const triggerName = `${base}${index}_${trigger}`
+    if (index !== previous + 1) {
+      const missing = previous + 1
+      const key = keys.includes(triggerName) ? triggerName : (keys[0] ?? triggerName)
       reader.problem(
-        `${base}${index}_${trigger}`,
-        `${base}${position + 2}_${trigger} is not set; numbers must be consecutive from 2`,
-        `${base}${position + 2}_${trigger}`
+        key,
+        `numbered ${base} variables must count up from 2 without gaps, and ` +
+          `${base}${missing}_* is not set; renumber them`,
+        `${key.replace(`${base}${index}_`, `${base}${missing}_`)}=${reader.get(key) ?? ""}`
       )
     }
-    if (!reader.isSet(`${base}${index}_${trigger}`)) {
+    if (!keys.includes(triggerName)) {
       reader.problem(
-        `${base}${index}_${trigger}`,
-        `required because other ${base}${index}_* variables are set`
+        triggerName,
+        `required because ${keys.join(" and ")} ${keys.length === 1 ? "is" : "are"} set`,
+        `${triggerName}=${triggerExample}`
       )
     }
-  })
+    previous = index
+  }
   return [1, ...indexes]
 }
 
@@ -72,16 +101,16 @@ const resolveNic = (reader: EnvReader, host: HostFacts, vmName: string, index: n
   if (mode === "bridge") {
     const kind = bridge === undefined ? undefined : host.netDevice(bridge)
     if (kind !== "bridge") {
-      const why =
+      const found =
         bridge === undefined
-          ? "is required"
+          ? ""
           : kind === "missing"
-            ? "does not exist"
-            : "is not a bridge"
+            ? `, but ${bridge} does not exist`
+            : `, but ${bridge} is not a bridge`
       reader.problem(
         `${prefix}_BRIDGE`,
-        `${prefix}_MODE=bridge needs a host bridge, and this one ${why}; list bridges with ` +
-          "'ip link show type bridge' (in a container, run it with --network host)",
+        `${prefix}_MODE=bridge needs the name of a host bridge${found}; 'ip link show type ` +
+          "bridge' lists them, and a container sees them only with --network host",
         `${prefix}_BRIDGE=br0`
       )
     }
@@ -101,7 +130,8 @@ const resolveNic = (reader: EnvReader, host: HostFacts, vmName: string, index: n
   if (mac === undefined) {
     reader.problem(
       `${prefix}_MAC`,
-      "expected a unicast MAC address",
+      "expected a unicast MAC address: six pairs of hex digits separated by colons, with the " +
+        "lowest bit of the first pair clear",
       `${prefix}_MAC=52:54:00:12:34:56`
     )
   }
@@ -160,20 +190,34 @@ export const resolveNetwork = (
   vmName: string,
   _arch: Arch
 ): Network => {
-  const indexes = indexedFamily(reader, "NETWORK", nicFields, "MODE")
+  const indexes = indexedFamily(reader, "NETWORK", nicFields, "MODE", "nat")
   const nics = indexes.map((index) => resolveNic(reader, host, vmName, index))
   const seen = new Map<string, number>()
   for (const nic of nics) {
     const other = seen.get(nic.mac)
     if (other !== undefined) {
-      reader.problem(`${prefixFor(nic.index)}_MAC`, `NIC ${other} already uses MAC ${nic.mac}`)
+      // Blame the NIC whose address was set by hand, because two derived addresses collide
+      // only when 24 bits of their hashes match.
+      const blamed = reader.isSet(`${prefixFor(nic.index)}_MAC`) ? nic.index : other
+      const variable = `${prefixFor(blamed)}_MAC`
+      reader.problem(
+        variable,
+        `NIC ${blamed === nic.index ? other : nic.index} already uses MAC ${nic.mac}; give ` +
+          `each NIC its own address, or leave ${variable} unset to derive one`,
+        `${variable}=${deriveMacAddress(vmName, blamed)}`
+      )
     }
     seen.set(nic.mac, nic.index)
   }
 
   const portForwards = parsePortForwards(reader)
   if (portForwards.length > 0 && !nics.some((nic) => nic.mode === "nat")) {
-    reader.problem("PORT_FWD", "forwards need a NIC with NETWORK_MODE=nat (or NETWORKn_MODE=nat)")
+    reader.problem(
+      "PORT_FWD",
+      "port forwards need a NIC in NAT mode, but every NIC is bridge or direct; add one " +
+        "with NETWORKn_MODE=nat or remove PORT_FWD",
+      `NETWORK${nics.length + 1}_MODE=nat`
+    )
   }
 
   const ipxeEnabled = reader.bool("IPXE_ENABLE", false)
@@ -181,7 +225,7 @@ export const resolveNetwork = (
   if (romPath !== undefined && host.pathKind(romPath) !== "file") {
     reader.problem(
       "IPXE_ROM_PATH",
-      "no such file",
+      "expected the path of an iPXE option ROM file, but there is no such file",
       "IPXE_ROM_PATH=/usr/lib/ipxe/qemu/efi-virtio.rom"
     )
   }

@@ -1,4 +1,4 @@
-import { isAbsolute } from "node:path"
+import { isAbsolute, normalize } from "node:path"
 import type { BootFrom, DataPaths, GraphicsMode, Runtime } from "../../domain/Config.ts"
 import { defaultDataRoot } from "../../domain/Layout.ts"
 import { isContainerId, parseVmName, type VmName } from "../../domain/VmName.ts"
@@ -44,12 +44,15 @@ export const resolveVmName = (reader: EnvReader, from: BootFrom, distroKey: stri
 export const resolveDataPaths = (reader: EnvReader, host: HostFacts): DataPaths => {
   const explicit = reader.get("DATA_DIR")
   if (explicit !== undefined) {
-    if (!isAbsolute(explicit) || explicit === "/") {
+    const kind = host.pathKind(explicit)
+    if (!isAbsolute(explicit) || normalize(explicit) === "/") {
       reader.problem(
         "DATA_DIR",
         "expected an absolute directory path other than /",
         "DATA_DIR=/data"
       )
+    } else if (kind !== "directory" && kind !== "missing") {
+      reader.problem("DATA_DIR", `expected a directory, but it is a ${kind}`, "DATA_DIR=/data")
     }
     return { volume: explicit, root: explicit }
   }

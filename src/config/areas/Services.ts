@@ -16,8 +16,9 @@ const checkFile = (reader: EnvReader, host: HostFacts, name: string, example: st
 
 export const resolveGraphics = (reader: EnvReader, host: HostFacts): Graphics => {
   const mode = reader.choice<GraphicsMode>("GRAPHICS", "none", ["none", "vnc", "novnc"])
-  const keymap = reader.get("VNC_KEYMAP")
-  if (keymap !== undefined && !/^[a-z]{2}(-[a-z]+)?$/.test(keymap)) {
+  const keymap = reader.get("VNC_KEYMAP")?.toLowerCase()
+  // QEMU keymap names (pc-bios/keymaps): a language code, optionally with a country, or bepo.
+  if (keymap !== undefined && !/^([a-z]{2}(-[a-z]{2})?|bepo)$/.test(keymap)) {
     reader.problem(
       "VNC_KEYMAP",
       "expected a QEMU keymap name such as en-us, de or fr-ch",
@@ -34,9 +35,11 @@ export const resolveGraphics = (reader: EnvReader, host: HostFacts): Graphics =>
   const certificate = checkFile(reader, host, "TLS_CERT_FILE", "TLS_CERT_FILE=/config/tls.crt")
   const key = checkFile(reader, host, "TLS_KEY_FILE", "TLS_KEY_FILE=/config/tls.key")
   if ((certificate === undefined) !== (key === undefined)) {
+    const missing = certificate === undefined ? "TLS_CERT_FILE" : "TLS_KEY_FILE"
     reader.problem(
-      certificate === undefined ? "TLS_CERT_FILE" : "TLS_KEY_FILE",
-      "TLS_CERT_FILE and TLS_KEY_FILE must be set together"
+      missing,
+      "TLS_CERT_FILE and TLS_KEY_FILE must be set together",
+      missing === "TLS_CERT_FILE" ? "TLS_CERT_FILE=/config/tls.crt" : "TLS_KEY_FILE=/config/tls.key"
     )
   }
   return {

@@ -1,4 +1,10 @@
-import { type ByteSize, byteSize, formatByteSize, GiB } from "../../domain/ByteSize.ts"
+import {
+  type ByteSize,
+  byteSize,
+  formatByteSize,
+  GiB,
+  humanByteSize
+} from "../../domain/ByteSize.ts"
 import type {
   BlockDevice,
   DiskBus,
@@ -22,16 +28,55 @@ export const extraIndexes = [2, 3, 4, 5, 6] as const
 const resolveDiskSize = (reader: EnvReader, host: HostFacts, vmDir: string): ByteSize => {
   const raw = reader.get("DISK_SIZE")?.toLowerCase()
   if (raw === "max" || raw === "half") {
-    const free = host.freeBytes(vmDir) ?? 0
+    const free = host.freeBytes(vmDir)
     const share = raw === "max" ? 0.9 : 0.5
-    const size = byteSize(Math.max(1, Math.floor((free * share) / GiB)) * GiB)
+    const wholeGiB = Math.floor(((free ?? 0) * share) / GiB)
+    if (free === undefined || wholeGiB < 1) {
+      reader.problem(
+        "DISK_SIZE",
+        free === undefined
+          ? `cannot read the free space of the filesystem of ${vmDir}; set a size instead`
+          : `only ${humanByteSize(free)} is free on the filesystem of ${vmDir}, so ${raw} ` +
+              "gives less than 1 GiB; free some space or set a size",
+        "DISK_SIZE=20G"
+      )
+      return defaultDiskSize
+    }
+    const size = byteSize(wholeGiB * GiB)
     reader.notes.push(
-      `DISK_SIZE=${raw} resolved to ${formatByteSize(size)} (${Math.floor(free / GiB)}G free ` +
+      `DISK_SIZE=${raw} resolved to ${formatByteSize(size)} (${humanByteSize(free)} free ` +
         `on the filesystem of ${vmDir})`
     )
     return size
   }
   return reader.size("DISK_SIZE", "20G") ?? defaultDiskSize
+}
+
+/**
+ * Reports `DISKn_SIZE` and `DEVICEn` outside 2 to 6, which would otherwise be ignored. The first
+ * disk and device have no number, and the configuration reference stops at 6.
+ */
+const checkExtraIndexes = (reader: EnvReader): void => {
+  for (const [name, value] of Object.entries(reader.env)) {
+    if (value === undefined || value.trim() === "") continue
+    const match = /^DISK(\d+)_SIZE$/.exec(name) ?? /^DEVICE(\d+)$/.exec(name)
+    if (match === null) continue
+    // Compared as text, so DISK02_SIZE, which nothing reads, is reported too.
+    if (extraIndexes.some((index) => String(index) === match[1])) continue
+    if (name.startsWith("DISK")) {
+      reader.problem(
+        name,
+        "additional disks are DISK2_SIZE to DISK6_SIZE (DISK_SIZE sizes the main disk)",
+        "DISK2_SIZE=50G"
+      )
+    } else {
+      reader.problem(
+        name,
+        "passed-through block devices are DEVICE, then DEVICE2 to DEVICE6",
+        "DEVICE2=/dev/sdc"
+      )
+    }
+  }
 }
 
 const resolveExtraDisks = (reader: EnvReader): ReadonlyArray<ExtraDisk> =>
@@ -98,6 +143,7 @@ export const resolveStorage = (
       "DISK_IO=threads"
     )
   }
+  checkExtraIndexes(reader)
   return {
     diskSize,
     bus,

@@ -1,0 +1,195 @@
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { Data, Effect, Exit, Fiber } from "effect"
+import type { Resolved } from "../config/Resolve.ts"
+import type { VmConfig } from "../domain/Config.ts"
+import { ExitCode } from "../domain/ExitCode.ts"
+import { type Layout, makeLayout } from "../domain/Layout.ts"
+import { Libvirt } from "../libvirt/Libvirt.ts"
+import { attachConsole } from "./Console.ts"
+import { ensureLibvirt } from "./Daemons.ts"
+import { resolveImages } from "./Images.ts"
+import { stopOnExit, waitForPowerOff } from "./Lifecycle.ts"
+import { applyPlan, checkHost, EnvironmentError, gatherFacts, makePlan } from "./Prepare.ts"
+import { waitForAgent, waitForCloudInit, waitForKernel } from "./Readiness.ts"
+import { removeRunRecord, writeRunRecord } from "./RunRecord.ts"
+import { Timeline } from "./Timeline.ts"
+import { acquireVmLock } from "./VmLock.ts"
+
+export class GuestFailed extends Data.TaggedError("GuestFailed")<{ readonly detail: string }> {
+  readonly exitCode = ExitCode.Guest
+  override get message(): string {
+    return this.detail
+  }
+}
+
+/** A marker that tells later runs this VM directory holds a persistent disk. */
+const persistentMarker = (layout: Layout) => join(layout.vmDir, ".persistent")
+
+/**
+ * Clears a VM directory left by an earlier ephemeral run that crashed, and refuses to touch
+ * one that holds a persistent disk while PERSIST is off: that disk is user data.
+ */
+const prepareVmDir = (config: VmConfig, layout: Layout) =>
+  Effect.gen(function* () {
+    mkdirSync(layout.vmDir, { recursive: true })
+    const persistent = existsSync(persistentMarker(layout))
+    if (!config.runtime.persist) {
+      if (persistent) {
+        return yield* new EnvironmentError({
+          detail:
+            `${layout.vmDir} holds a persistent disk from an earlier run, and PERSIST is off; ` +
+            "set PERSIST=1 to boot it, or remove that directory yourself to start afresh"
+        })
+      }
+      for (const name of readdirSync(layout.vmDir)) {
+        if (name !== ".lock") rmSync(join(layout.vmDir, name), { recursive: true, force: true })
+      }
+    } else if (!persistent) {
+      writeFileSync(
+        persistentMarker(layout),
+        "This VM directory is kept between runs (PERSIST=1).\n"
+      )
+    }
+  })
+
+/** Removes the VM directory of an ephemeral run, which holds only files this run created. */
+const removeEphemeralDir = (config: VmConfig, layout: Layout) =>
+  Effect.sync(() => {
+    if (!config.runtime.persist) rmSync(layout.vmDir, { recursive: true, force: true })
+  })
+
+/** Replaces a domain of the same name left by a crashed run, so the new definition applies. */
+const replaceLeftoverDomain = (name: string) =>
+  Effect.gen(function* () {
+    const libvirt = yield* Libvirt
+    const state = yield* libvirt.state(name)
+    if (state === undefined) return
+    yield* Effect.logWarning(
+      `replacing the domain ${name} left by an earlier run (it was ${state})`
+    )
+    if (state !== "shut off") yield* libvirt.destroy(name).pipe(Effect.ignore)
+    yield* libvirt.undefine(name)
+  })
+
+const logResolved = (resolved: Resolved) =>
+  Effect.gen(function* () {
+    for (const note of resolved.notes) yield* Effect.logInfo(note)
+    for (const warning of resolved.warnings) yield* Effect.logWarning(warning)
+  })
+
+/** Headless: wait for the agent, then cloud-init, logging each phase and its duration. */
+const awaitReadiness = (config: VmConfig, layout: Layout, timeline: Timeline) =>
+  Effect.gen(function* () {
+    yield* Effect.forkScoped(
+      waitForKernel(layout.serialLog).pipe(
+        Effect.tap(() => timeline.mark("kernel", "the kernel started"))
+      )
+    )
+    const agentUp = yield* waitForAgent(config.name, "10 minutes")
+    if (!agentUp) {
+      yield* Effect.logWarning(
+        "the guest agent did not answer within 10 minutes; guest-exec will not work until it does " +
+          "(is qemu-guest-agent installed in the image?)"
+      )
+      return
+    }
+    yield* timeline.mark("agent", "the guest agent answers")
+    if (!config.cloudInit.enabled) return
+    const result = yield* waitForCloudInit(config.name)
+    if (!result.datasource.includes("NoCloud")) {
+      yield* Effect.logWarning(
+        `cloud-init finished without reading the seed (datasource: ${result.datasource}); ` +
+          "the login user and keys were not set up"
+      )
+    }
+    for (const error of result.errors) yield* Effect.logWarning(`cloud-init: ${error}`)
+    yield* timeline.mark(
+      "cloudInit",
+      result.errors.length === 0 ? "cloud-init finished" : "cloud-init finished with errors"
+    )
+  })
+
+/** The main job: prepare, define, start, attach or wait, and stop cleanly. */
+export const runVm = (resolved: Resolved, noConsoleFlag: boolean) =>
+  Effect.gen(function* () {
+    const { config } = resolved
+    const layout = makeLayout(config.data.root, config.name)
+    const timeline = new Timeline(layout.bootReport)
+    yield* logResolved(resolved)
+
+    yield* ensureLibvirt(config.runtime.libvirtUri)
+    mkdirSync(layout.vmsDir, { recursive: true })
+    yield* acquireVmLock(layout)
+    yield* prepareVmDir(config, layout)
+    yield* Effect.addFinalizer(() => removeEphemeralDir(config, layout))
+
+    const images = yield* resolveImages(config, layout)
+    yield* timeline.mark("image", "image ready")
+    const facts = yield* gatherFacts(config, layout, images, false)
+    yield* Effect.logInfo(`accelerator: ${facts.accelerator.accel} (${facts.accelerator.reason})`)
+    if (facts.accelerator.accel === "tcg") {
+      if (config.runtime.requireKvm) {
+        return yield* new EnvironmentError({
+          detail: `REQUIRE_KVM=1 but KVM is not usable: ${facts.accelerator.reason}`
+        })
+      }
+      yield* Effect.logWarning(
+        "running without KVM (TCG emulation): the guest runs 10 to 50 times slower; pass " +
+          "--device /dev/kvm to the container, or set REQUIRE_KVM=1 to stop instead"
+      )
+    }
+    const plan = makePlan(config, layout, facts)
+    const problems = checkHost(plan)
+    if (problems.length > 0) return yield* new EnvironmentError({ detail: problems.join("\n") })
+    for (const note of plan.notes) yield* Effect.logInfo(note)
+    for (const warning of plan.warnings) yield* Effect.logWarning(warning)
+
+    yield* applyPlan(plan)
+    yield* timeline.mark("prepare", "disks, seed and domain XML prepared")
+    const libvirt = yield* Libvirt
+    yield* replaceLeftoverDomain(config.name)
+    yield* libvirt.define(layout.domainXml, config.name)
+    yield* Effect.addFinalizer(() =>
+      config.runtime.persist ? Effect.void : libvirt.undefine(config.name).pipe(Effect.ignore)
+    )
+    yield* timeline.mark("define", "domain defined")
+
+    yield* Effect.acquireRelease(libvirt.start(config.name), () =>
+      stopOnExit(config.name, config.runtime.shutdownTimeout)
+    )
+    yield* timeline.mark("start", "domain started")
+    if (config.runtime.persist && !existsSync(layout.installedMarker)) {
+      writeFileSync(layout.installedMarker, `first started ${new Date().toISOString()}\n`)
+    }
+    writeRunRecord({
+      domain: config.name,
+      uri: config.runtime.libvirtUri,
+      pid: process.pid,
+      cloudInit: config.cloudInit.enabled,
+      startedAt: new Date().toISOString()
+    })
+    yield* Effect.addFinalizer(() => Effect.sync(() => removeRunRecord(config.name)))
+
+    const useConsole =
+      !config.runtime.noConsole &&
+      !noConsoleFlag &&
+      process.stdin.isTTY === true &&
+      process.stdout.isTTY === true
+    if (useConsole) {
+      yield* attachConsole(config.name, config.runtime.libvirtUri)
+      yield* Effect.logInfo("console detached; shutting the guest down")
+      return
+    }
+    const readiness = yield* Effect.forkScoped(
+      awaitReadiness(config, layout, timeline).pipe(Effect.tap(() => timeline.writeReport()))
+    )
+    yield* Effect.logInfo(
+      `waiting for the guest ${config.name} to power off (SIGTERM shuts it down)`
+    )
+    yield* waitForPowerOff(config.name)
+    yield* Fiber.interrupt(readiness)
+    yield* Effect.logInfo("the guest powered off")
+  }).pipe(Effect.scoped, Effect.annotateLogs({ vm: resolved.config.name }))
+
+export { Exit }

@@ -1,0 +1,191 @@
+import { randomUUID } from "node:crypto"
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs"
+import { dirname } from "node:path"
+import { Data, Effect } from "effect"
+import { renderSeedFiles, Seed } from "../cloudinit/Seed.ts"
+import type { VmConfig } from "../domain/Config.ts"
+import { ExitCode } from "../domain/ExitCode.ts"
+import type { Layout } from "../domain/Layout.ts"
+import { chooseAcceleratorCached } from "../host/Accelerator.ts"
+import { renderDomainXml } from "../libvirt/BuildDomain.ts"
+import { Libvirt } from "../libvirt/Libvirt.ts"
+import { filesystemName, supportsDirectIo } from "../storage/DirectIo.ts"
+import { QemuImg } from "../storage/QemuImg.ts"
+import {
+  findRenderNode,
+  findVirtiofsd,
+  firmwareFor,
+  logicalSectorSize,
+  missingFirmware,
+  readHostCpu,
+  supportsPasst
+} from "./Facts.ts"
+import type { BaseImage, LaunchFacts, LaunchPlan, PlannedDisk } from "./Plan.ts"
+import { planLaunch } from "./Plan.ts"
+
+export class EnvironmentError extends Data.TaggedError("EnvironmentError")<{
+  readonly detail: string
+}> {
+  readonly exitCode = ExitCode.Environment
+  override get message(): string {
+    return this.detail
+  }
+}
+
+/** Reads the VM's stable UUID, or makes one; `persist` writes a new one to the VM directory. */
+const vmUuid = (layout: Layout): string => {
+  try {
+    const text = readFileSync(layout.uuidFile, "utf8").trim()
+    if (/^[0-9a-f-]{36}$/.test(text)) return text
+  } catch {
+    // A new VM: a new UUID below.
+  }
+  return randomUUID()
+}
+
+/** libvirt accepts `<readonly/>` on virtiofs shares from version 11. */
+const virtiofsReadonlyMajor = 11
+
+/** Reads the library's major version from `virsh version` ("Using library: libvirt 9.0.0"). */
+export const libvirtMajorVersion = (versionText: string): number =>
+  Number(/Using library: libvirt (\d+)\./.exec(versionText)?.[1] ?? 0)
+
+/** The nearest existing directory at or above `path`, for probes before the VM dir exists. */
+const existingDir = (path: string): string => {
+  let current = path
+  while (!existsSync(current) && current !== "/") current = dirname(current)
+  return current
+}
+
+/** Measures everything the plan needs. `probeOnly` writes nothing (for --dry-run, --show-xml). */
+export const gatherFacts = Effect.fn("Prepare.gatherFacts")(function* (
+  config: VmConfig,
+  layout: Layout,
+  images: { readonly base: BaseImage; readonly installIso: string | undefined },
+  probeOnly: boolean
+) {
+  const libvirt = yield* Libvirt
+  const qemuImg = yield* QemuImg
+
+  const accelerator = yield* chooseAcceleratorCached(
+    config,
+    probeOnly ? undefined : layout.kvmProbe
+  )
+  const virtType = accelerator.accel === "kvm" ? "kvm" : "qemu"
+  // Both queries make libvirt consult its QEMU capabilities, so ask only when they matter.
+  const domainCapabilities = config.network.nics.some((nic) => nic.mode === "nat")
+    ? yield* libvirt
+        .domainCapabilities(config.arch, config.boot.machine, virtType)
+        .pipe(Effect.orElseSucceed(() => ""))
+    : ""
+  const version = config.filesystems.some((share) => share.driver === "virtiofs" && share.readonly)
+    ? yield* libvirt
+        .virsh("read the version", undefined, ["version"])
+        .pipe(Effect.orElseSucceed(() => ""))
+    : ""
+  const probeDir = existingDir(layout.vmDir)
+  const existingWorkDisk = existsSync(layout.workDisk)
+    ? yield* qemuImg.info(layout.workDisk).pipe(
+        Effect.map((info) => ({ virtualSize: info.virtualSize })),
+        Effect.orElseSucceed(() => undefined)
+      )
+    : undefined
+  const existingExtraDisks = new Set(
+    config.storage.extraDisks
+      .map((disk) => disk.index)
+      .filter((index) => existsSync(layout.extraDisk(index)))
+  )
+  const blockSectorSizes = new Map<string, number>()
+  for (const device of config.storage.blockDevices) {
+    const size = logicalSectorSize(device.path)
+    if (size !== undefined && size !== 512) blockSectorSizes.set(device.path, size)
+  }
+  return {
+    accelerator,
+    passt: supportsPasst(domainCapabilities),
+    virtiofsReadonly: libvirtMajorVersion(version) >= virtiofsReadonlyMajor,
+    hostCpu: readHostCpu(),
+    directIo: supportsDirectIo(probeDir),
+    filesystem: filesystemName(probeDir),
+    virtiofsd: findVirtiofsd(),
+    renderNode: findRenderNode(),
+    blockSectorSizes,
+    base: images.base,
+    installIso: images.installIso,
+    existingWorkDisk,
+    existingExtraDisks,
+    installed: existsSync(layout.installedMarker),
+    uuid: vmUuid(layout)
+  } satisfies LaunchFacts
+})
+
+/** Checks the host has what the plan needs, before anything is written. */
+export const checkHost = (plan: LaunchPlan): ReadonlyArray<string> => {
+  const problems: Array<string> = []
+  for (const path of missingFirmware(
+    firmwareFor(plan.config.arch, plan.config.boot.mode, plan.layout.nvram)
+  )) {
+    problems.push(
+      `firmware ${path} is missing; install the ovmf package (qemu-efi-aarch64 for aarch64)`
+    )
+  }
+  if (
+    plan.config.filesystems.some((share) => share.driver === "virtiofs") &&
+    plan.domain.virtiofsd === undefined
+  ) {
+    problems.push("virtiofs shares need virtiofsd; install it, or set FILESYSTEM_DRIVER=9p")
+  }
+  return problems
+}
+
+export const makePlan = (config: VmConfig, layout: Layout, facts: LaunchFacts): LaunchPlan => {
+  const seed = config.cloudInit.enabled ? renderSeedFiles(config, facts.uuid) : undefined
+  return planLaunch(config, layout, facts, seed)
+}
+
+const writeAtomically = (path: string, text: string) => {
+  writeFileSync(`${path}.tmp`, text)
+  renameSync(`${path}.tmp`, path)
+}
+
+const applyDisk = Effect.fn("Prepare.applyDisk")(function* (disk: PlannedDisk) {
+  const qemuImg = yield* QemuImg
+  const action = disk.action
+  switch (action._tag) {
+    case "Reuse":
+      if (action.growTo !== undefined) yield* qemuImg.grow(disk.path, action.growTo)
+      return
+    case "Overlay":
+      rmSync(disk.path, { force: true })
+      yield* qemuImg.createOverlay(disk.path, action.backing, action.backingFormat, action.size)
+      return
+    case "Blank":
+      rmSync(disk.path, { force: true })
+      yield* qemuImg.createBlank(disk.path, action.size, action.preallocate)
+  }
+})
+
+/** Writes the plan to disk: VM directory, disks, seed, domain XML. */
+export const applyPlan = Effect.fn("Prepare.applyPlan")(function* (plan: LaunchPlan) {
+  const seedWriter = yield* Seed
+  const { layout } = plan
+  mkdirSync(layout.vmDir, { recursive: true })
+  writeAtomically(layout.uuidFile, `${plan.domain.uuid}\n`)
+  yield* applyDisk(plan.workDisk)
+  for (const disk of plan.extraDisks) yield* applyDisk(disk)
+  yield* Effect.logInfo("disks ready")
+  if (plan.seed !== undefined) {
+    yield* seedWriter.write(layout.seedIso, plan.seed)
+    yield* Effect.logInfo("cloud-init seed written")
+  }
+  for (const share of plan.config.filesystems) {
+    if (!existsSync(share.source)) {
+      mkdirSync(share.source, { recursive: true })
+      yield* Effect.logInfo(`created the share directory ${share.source}`)
+    }
+  }
+  rmSync(layout.serialLog, { force: true })
+  const xml = renderDomainXml(plan.domain)
+  writeAtomically(layout.domainXml, xml)
+  return xml
+})
