@@ -359,6 +359,7 @@ const runCaptured = (
       // Interrupted by the caller (SIGINT, SIGTERM): stop the command too.
       Effect.onInterrupt(() => terminate(agent, options.domain, pid))
     )
+    // The agent returns each stream whole when the command exits, so their interleaving is lost.
     yield* writeTo(stdio, "stdout", outcome.stdout)
     yield* writeTo(stdio, "stderr", outcome.stderr)
     if (outcome.stdoutTruncated) yield* writeTo(stdio, "stderr", truncationNote("stdout"))

@@ -5,9 +5,11 @@ import { loadCatalogue, loadConfig } from "../config/LoadConfig.ts"
 import { normalizeArch } from "../domain/Arch.ts"
 import { ExitCode } from "../domain/ExitCode.ts"
 import { liveHostFacts } from "../host/HostFacts.ts"
+import { previewLaunch } from "../runtime/Preview.ts"
+import { failIfChecksFailed, renderPreview } from "./DryRun.ts"
 import { checkHealth } from "./Health.ts"
 import { renderDistros } from "./ListDistros.ts"
-import { runCommand, runtimeLayer } from "./RunCommand.ts"
+import { libvirtLayer, runCommand, runtimeLayer } from "./RunCommand.ts"
 import { renderConfig } from "./ShowConfig.ts"
 import { UsageError } from "./UsageError.ts"
 
@@ -80,7 +82,7 @@ const healthCommand = Command.make(
   },
   ({ domain, cloudInit }) =>
     checkHealth(Option.getOrUndefined(domain), cloudInit).pipe(
-      Effect.provide(runtimeLayer(env.LIBVIRT_URI?.trim() || "qemu:///system"))
+      Effect.provide(libvirtLayer(env.LIBVIRT_URI?.trim() || "qemu:///system"))
     )
 ).pipe(Command.withDescription("Exit 0 when the VM runs and its guest agent answers"))
 
@@ -91,14 +93,22 @@ const root = Command.make(
     Effect.gen(function* () {
       if (flags.listDistros) return yield* printDistros(undefined)
       const loaded = yield* loadConfig(env, liveHostFacts)
+      for (const warning of loaded.warnings) yield* Effect.logWarning(warning)
       if (flags.showConfig) {
         yield* Console.log(renderConfig(loaded.config, flags.json).trimEnd())
         return
       }
       if (flags.showXml || flags.dryRun) {
-        return yield* new UsageError({
-          message: "--show-xml and --dry-run are not implemented yet"
-        })
+        const preview = yield* previewLaunch(loaded).pipe(
+          Effect.provide(runtimeLayer(loaded.config.runtime.libvirtUri, loaded.config.data.root))
+        )
+        if (flags.showXml) {
+          yield* Console.log(preview.xml.trimEnd())
+          return
+        }
+        for (const note of loaded.notes) yield* Effect.logInfo(note)
+        yield* Console.log(renderPreview(preview).trimEnd())
+        return yield* failIfChecksFailed(preview)
       }
       return yield* runCommand(loaded, flags.noConsole)
     })

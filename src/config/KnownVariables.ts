@@ -132,16 +132,22 @@ export const editDistance = (a: string, b: string, limit: number): number => {
   return Math.min(previous[b.length] ?? limit + 1, limit + 1)
 }
 
+/** Variables other programs read that sit within two edits of one of ours. */
+const commonVariables = new Set(["SSL_CERT_FILE", "SSL_CERT_DIR"])
+
 /**
  * Finds the known variable closest to `name` within `limit` edits. Ties go first to a name with
  * the same first letter, then to one of the same length, so CPU gets CPUS rather than GPU and
  * NETWORK_MODLE (a swap) gets NETWORK_MODEL rather than NETWORK_MODE.
  */
 const nearestKnown = (name: string, limit: number): string | undefined => {
+  if (commonVariables.has(name)) return undefined
   let best: { name: string; score: number } | undefined
   for (const known of knownVariables) {
     const distance = editDistance(name, known, limit)
-    if (distance > limit) continue
+    // Two edits that include the first letter are how unrelated names differ
+    // (SSL_CERT_FILE and TLS_CERT_FILE), not how people mistype.
+    if (distance > limit || (distance === 2 && known[0] !== name[0])) continue
     const score =
       distance * 4 + (known[0] === name[0] ? 0 : 2) + (known.length === name.length ? 0 : 1)
     if (best === undefined || score < best.score) best = { name: known, score }

@@ -27,6 +27,8 @@ export interface ResolveInput {
   readonly host: HostFacts
   readonly catalogue: Catalogue
   readonly catalogueSource: string
+  /** Set when BOOT_FROM turned out to be an ISO by its content, whatever its name says. */
+  readonly isoByContent?: boolean
 }
 
 /** A valid configuration with the lines worth logging about how it was derived. */
@@ -97,7 +99,9 @@ export const resolveConfig = (input: ResolveInput): Result.Result<Resolved, Conf
   const memoryMiB = resolveMemory(reader, host)
   const cpus = resolveCpus(reader, host)
   const storage = resolveStorage(reader, host, layout.vmDir, firmware.machine)
-  const isoDefaults = (from._tag === "Url" || from._tag === "Path") && from.hint === "iso"
+  const isoDefaults =
+    ((from._tag === "Url" || from._tag === "Path") && from.hint === "iso") ||
+    input.isoByContent === true
   const bootOrder = resolveBootOrder(reader)
   const cloudInit = resolveCloudInit(reader, host, distro, isoDefaults)
   const network = resolveNetwork(reader, host, name, arch)

@@ -14,7 +14,6 @@ import {
   writeFileAtomic
 } from "./Files.ts"
 import { Progress, type ProgressTracker } from "./Progress.ts"
-import { type StreamHasher, startHasher } from "./StreamHasher.ts"
 
 /** The server's validators for one version of a resource (RFC 9110, section 8.8). */
 export interface Validators {
@@ -278,9 +277,26 @@ class WriteFailed {
   constructor(readonly cause: unknown) {}
 }
 
-/** sha256 always, because the cache names images by it; sha512 when that is what is expected. */
-const algorithmsFor = (expected: Digest | undefined): ReadonlyArray<DigestAlgorithm> =>
-  expected?.algorithm === "sha512" ? ["sha256", "sha512"] : ["sha256"]
+/** Digests of a byte stream, keyed by algorithm, fed chunk by chunk during a download. */
+type Hashers = Map<DigestAlgorithm, Bun.CryptoHasher>
+
+/**
+ * Starts sha256 always, because the cache names images by it, and sha512 when that is the
+ * expected digest.
+ *
+ * NOTE: hashing runs on the thread that receives the body and costs about 0.7 CPU seconds per
+ * GiB, which keeps loopback throughput below curl's on a busy machine. Hashing on a worker
+ * thread measured no faster there (bench/download.ts and the benchmarks page).
+ */
+const startHashers = (expected: Digest | undefined): Hashers => {
+  const hashers: Hashers = new Map([["sha256", new Bun.CryptoHasher("sha256")]])
+  if (expected?.algorithm === "sha512") hashers.set("sha512", new Bun.CryptoHasher("sha512"))
+  return hashers
+}
+
+const updateAll = (hashers: Hashers, chunk: Uint8Array) => {
+  for (const hasher of hashers.values()) hasher.update(chunk)
+}
 
 /**
  * Streams a response body into the partial file from byte `offset` on, hashing it on the way. A
@@ -291,7 +307,7 @@ const copyBody = async (
   body: ReadableStream<Uint8Array>,
   path: string,
   offset: number,
-  hasher: StreamHasher,
+  hashers: Hashers,
   tracker: ProgressTracker,
   stallMillis: number
 ): Promise<number> => {
@@ -303,8 +319,8 @@ const copyBody = async (
     throw new WriteFailed(cause)
   }
   const reader = body.getReader()
-  // FileSink batches writes into 1 MiB system calls, which measured faster than one write per
-  // chunk (see bench/download.ts).
+  // FileSink batches writes into 1 MiB system calls. One writeSync per chunk measured no
+  // faster in bench/download.ts.
   const writer = Bun.file(fd).writer({ highWaterMark: 1024 * 1024 })
   let received = 0
   let lastChunkAt = Date.now()
@@ -326,7 +342,7 @@ const copyBody = async (
       } catch (cause) {
         throw new WriteFailed(cause)
       }
-      hasher.update(value)
+      updateAll(hashers, value)
       received += value.length
       tracker.advance(value.length)
       lastChunkAt = Date.now()
@@ -348,12 +364,12 @@ const copyBody = async (
   return received
 }
 
-/** Feeds the bytes already on disk to the hasher, so the digest covers the whole file. */
-const hashPrefix = (path: string, length: number, hasher: StreamHasher) =>
+/** Feeds the bytes already on disk to the hashers, so the digest covers the whole file. */
+const hashPrefix = (path: string, length: number, hashers: Hashers) =>
   Effect.tryPromise({
     try: async () => {
       for await (const chunk of Bun.file(path).slice(0, length).stream()) {
-        hasher.update(chunk)
+        updateAll(hashers, chunk)
       }
     },
     catch: (cause) => new ImageFileError({ operation: "read", path, detail: describe(cause) })
@@ -448,13 +464,6 @@ const makeDownloader = (
       )
     )
 
-  /** A hasher released with the attempt's scope, so a failed transfer stops its worker. */
-  const startStreamHasher = (expected: Digest | undefined) =>
-    Effect.acquireRelease(
-      Effect.sync(() => startHasher(algorithmsFor(expected))),
-      (hasher) => Effect.sync(() => hasher.dispose())
-    )
-
   const abortController = Effect.acquireRelease(
     Effect.sync(() => new AbortController()),
     (controller) => Effect.sync(() => controller.abort())
@@ -523,14 +532,14 @@ const makeDownloader = (
         options.freeBytes
       )
 
-      const hasher = yield* startStreamHasher(request.expectedDigest)
-      const received = yield* receive(request, response, controller, plan, hasher)
+      const hashers = startHashers(request.expectedDigest)
+      const received = yield* receive(request, response, controller, plan, hashers)
       const size = plan.offset + received.bytes
       if (plan.total !== undefined && size !== plan.total) {
         if (size > plan.total) yield* discardPartial(destination)
         return yield* new LengthMismatch({ url, expected: plan.total, actual: size })
       }
-      return yield* verifyAndPublish(request, size, hasher, plan, response.url)
+      return yield* verifyAndPublish(request, size, hashers, plan, response.url)
     }).pipe(Effect.scoped)
 
   interface TransferPlan {
@@ -591,11 +600,11 @@ const makeDownloader = (
     response: Response,
     controller: AbortController,
     plan: TransferPlan,
-    hasher: StreamHasher
+    hashers: Hashers
   ) =>
     Effect.gen(function* () {
       const partial = partialPathOf(request.destination)
-      if (plan.offset > 0) yield* hashPrefix(partial, plan.offset, hasher)
+      if (plan.offset > 0) yield* hashPrefix(partial, plan.offset, hashers)
       const tracker = yield* progress.track(request.label, plan.offset, plan.total)
       const body = response.body ?? new ReadableStream<Uint8Array>({ start: (c) => c.close() })
       const toError = (cause: unknown): DownloadError =>
@@ -617,7 +626,7 @@ const makeDownloader = (
           body,
           partial,
           plan.offset,
-          hasher,
+          hashers,
           tracker,
           Duration.toMillis(stallTimeout)
         ).then(
@@ -642,34 +651,28 @@ const makeDownloader = (
     finalUrl: string
   ) =>
     Effect.gen(function* () {
-      const hasher = yield* startStreamHasher(request.expectedDigest)
-      yield* hashPrefix(partialPathOf(request.destination), size, hasher)
+      const hashers = startHashers(request.expectedDigest)
+      yield* hashPrefix(partialPathOf(request.destination), size, hashers)
       const plan: TransferPlan = {
         offset: size,
         total: size,
         remaining: 0,
         metadata: metadata ?? { url: request.url }
       }
-      return yield* verifyAndPublish(request, size, hasher, plan, finalUrl)
+      return yield* verifyAndPublish(request, size, hashers, plan, finalUrl)
     })
 
   const verifyAndPublish = (
     request: DownloadRequest,
     size: number,
-    hasher: StreamHasher,
+    hashers: Hashers,
     plan: TransferPlan,
     finalUrl: string
   ) =>
     Effect.gen(function* () {
-      const digests = yield* Effect.tryPromise({
-        try: () => hasher.digests(),
-        catch: (cause) =>
-          new ImageFileError({
-            operation: "hash",
-            path: partialPathOf(request.destination),
-            detail: describe(cause)
-          })
-      })
+      const digests = new Map(
+        [...hashers].map(([algorithm, hasher]) => [algorithm, hasher.digest("hex")])
+      )
       const expected = request.expectedDigest
       if (expected !== undefined) {
         const actual = digests.get(expected.algorithm) ?? ""

@@ -478,20 +478,26 @@ const makeImageCache = (services: Services): ImageCache["Service"] => {
       }
       const key = yield* fileOperation("read", path, () => localKey(path))
       const stem = stemOf(basename(path))
-      const cached = (["DiskImage", "Iso"] as const)
-        .map((kind) => ({ kind, path: layout.image(imageName(stem, `local-${key}`, kind)) }))
-        .find((candidate) => existsSync(candidate.path))
+      const findConverted = () =>
+        (["DiskImage", "Iso"] as const)
+          .map((kind) => ({ kind, path: layout.image(imageName(stem, `local-${key}`, kind)) }))
+          .find((candidate) => existsSync(candidate.path))
+      const cached = findConverted()
       if (cached !== undefined) return { ...toResolved(cached), fromCache: true }
+
       yield* ensureDirectory(layout.downloadsDir)
       return yield* locks.withLock(
         layout.lock(key),
         `converting ${path}`,
         Effect.gen(function* () {
+          // A process that held the lock before this one may have converted it meanwhile.
+          const converted = findConverted()
+          if (converted !== undefined) return { ...toResolved(converted), fromCache: true }
+
           yield* removeQuietly(layout.workDir(key))
           const finalized = yield* prepare(path, key, path, false)
           const target = layout.image(imageName(stem, `local-${key}`, finalized.kind))
-          // A process that held the lock before this one may have published it already.
-          if (!existsSync(target)) yield* publishReadOnly(finalized.path, target)
+          yield* publishReadOnly(finalized.path, target)
           yield* Effect.logInfo(`boot source ready: ${target}`)
           return { ...toResolved({ path: target, kind: finalized.kind }), fromCache: false }
         }).pipe(Effect.ensuring(removeQuietly(layout.workDir(key))))

@@ -16,13 +16,13 @@ export interface ProgressSnapshot {
   readonly rate: number | undefined
 }
 
-/** Seconds between redraws of the terminal bar: smooth enough, and cheap. */
+/** Interval between redraws of the terminal bar: smooth enough, and cheap. */
 const barRefresh = Duration.millis(200)
 /**
- * Seconds between plain progress lines on a non-terminal: often enough to show a download is
- * alive in `docker logs`, rare enough that a 10-minute download writes about 60 lines.
+ * Interval between plain progress lines on a non-terminal: often enough to show a download is
+ * alive in `docker logs`, rare enough that a 10-minute download writes 120 lines.
  */
-const plainRefresh = Duration.seconds(10)
+const plainRefresh = Duration.seconds(5)
 /** The rate is averaged over this many recent samples, so one slow chunk barely moves the ETA. */
 const rateWindowSamples = 25
 

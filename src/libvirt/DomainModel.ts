@@ -27,7 +27,7 @@ export interface Domain {
   readonly onCrash: DomainLifecycleAction
   readonly pm?: DomainPm | undefined
   readonly devices: DomainDevices
-  /** Extra QEMU arguments; the only part that needs the `qemu:` XML namespace. */
+  /** Extra QEMU arguments, the only part that needs the `qemu:` XML namespace. */
   readonly qemuCommandline?: DomainQemuCommandline | undefined
 }
 
@@ -244,7 +244,7 @@ export interface DomainInterface {
   readonly portForwards: ReadonlyArray<DomainInterfacePortForward>
 }
 
-/** `bridge` for `type='bridge'`; `dev` and `mode` for `type='direct'` (macvtap). */
+/** `bridge` for `type='bridge'`, or `dev` and `mode` for `type='direct'` (macvtap). */
 export type DomainInterfaceSource =
   | { readonly bridge: string }
   | { readonly dev: string; readonly mode: "bridge" }

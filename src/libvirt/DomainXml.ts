@@ -30,7 +30,7 @@ import type {
   DomainVideo
 } from "./DomainModel.ts"
 
-/** The XML namespace of `<qemu:commandline>` (libvirt, docs/drvqemu). */
+/** The XML namespace of libvirt's QEMU driver, for `<qemu:commandline>`. */
 export const qemuNamespace = "http://libvirt.org/schemas/domain/qemu/1.0"
 
 type AttributeValue = string | number | undefined
@@ -87,10 +87,10 @@ const checkCharacters = (value: string): string => {
   return value
 }
 
+const textEntities: Readonly<Record<string, string>> = { "&": "&amp;", "<": "&lt;", ">": "&gt;" }
+
 const escapeText = (value: string): string =>
-  checkCharacters(value).replace(/[&<>]/g, (character) =>
-    character === "&" ? "&amp;" : character === "<" ? "&lt;" : "&gt;"
-  )
+  checkCharacters(value).replace(/[&<>]/g, (character) => textEntities[character]!)
 
 /** Attributes are single-quoted, so a double quote (common in JSON arguments) stays as is. */
 const attributeEntities: Readonly<Record<string, string>> = {

@@ -89,8 +89,8 @@ const collect = (stream: Stream.Stream<Uint8Array, unknown>) =>
  * Turns "the child was killed by a signal" into the status a shell reports, 128 + the signal
  * number, so callers handle it like any other failure exit.
  */
-const signalStatus = (error: { readonly message: string }) => {
-  const name = /signal: '(SIG[A-Z0-9]+)'/.exec(error.message)?.[1]
+const signalStatus = (error: { readonly message: string; readonly cause?: unknown }) => {
+  const name = /signal: '(SIG[A-Z0-9]+)'/.exec(`${error.message} ${String(error.cause)}`)?.[1]
   const number = name === undefined ? undefined : osConstants.signals[name as NodeJS.Signals]
   return Effect.succeed(number === undefined ? 255 : 128 + number)
 }

@@ -1,41 +1,62 @@
-import { Data, Effect } from "effect"
+import { Effect } from "effect"
 import type { VmConfig } from "../domain/Config.ts"
-import { ExitCode } from "../domain/ExitCode.ts"
-import type { Layout } from "../domain/Layout.ts"
+import { ImageCache, type ResolvedFile, type ResolvedImage } from "../images/ImageCache.ts"
 import { QemuImg } from "../storage/QemuImg.ts"
 import type { BaseImage } from "./Plan.ts"
 
-export class ImageUnavailable extends Data.TaggedError("ImageUnavailable")<{
-  readonly detail: string
-}> {
-  readonly exitCode = ExitCode.Image
-  override get message(): string {
-    return this.detail
-  }
+/** What the run boots: the work disk's base, and an installer ISO when there is one. */
+export interface ResolvedImages {
+  readonly base: BaseImage
+  readonly installIso: string | undefined
 }
 
-// TODO: replace with the image cache (downloads, checksums, archives) when it lands; this
-// handles only local images and ISOs.
-export const resolveImages = (config: VmConfig, _layout: Layout) =>
+const describe = (file: ResolvedFile) =>
+  `${file.path} (${file.fromCache ? "cached" : "fetched"}${file.digestChecked ? ", checksum verified" : ""})`
+
+const baseFrom = (file: ResolvedFile) =>
   Effect.gen(function* () {
     const qemuImg = yield* QemuImg
+    const info = yield* qemuImg.info(file.path)
+    yield* Effect.logInfo(`image: ${describe(file)}`)
+    return {
+      _tag: "Image",
+      path: file.path,
+      format: "qcow2",
+      virtualSize: info.virtualSize
+    } as const
+  })
+
+/** Fetches (or finds in the cache) what BOOT_FROM names; undefined for the catalogue image. */
+export const fetchBootSource = (config: VmConfig) =>
+  Effect.gen(function* () {
     const from = config.boot.from
-    if (from._tag === "Path" && from.hint === "iso") {
-      return { base: { _tag: "Blank" } as BaseImage, installIso: from.path }
-    }
-    if (from._tag === "Path") {
-      const info = yield* qemuImg.info(from.path)
-      return {
-        base: {
-          _tag: "Image",
-          path: from.path,
-          format: info.format,
-          virtualSize: info.virtualSize
-        } as BaseImage,
-        installIso: undefined
+    if (from._tag === "Catalogue") return undefined
+    const cache = yield* ImageCache
+    return yield* cache.resolveBootSource(from, config.runtime.downloadRetries)
+  })
+
+/**
+ * Completes the images the run needs: the catalogue image when there is no BOOT_FROM, or
+ * under an ISO when BLANK_DISK=0 asks for it; an ISO otherwise boots over a blank work disk.
+ */
+export const resolveImages = (config: VmConfig, source: ResolvedImage | undefined) =>
+  Effect.gen(function* () {
+    const cache = yield* ImageCache
+    const catalogueBase = () =>
+      cache
+        .resolveCatalogueImage(config.distro, config.runtime.downloadRetries)
+        .pipe(Effect.flatMap(baseFrom))
+
+    if (source === undefined) return { base: yield* catalogueBase(), installIso: undefined }
+    switch (source._tag) {
+      case "Blank":
+        return { base: { _tag: "Blank" } as const, installIso: undefined }
+      case "DiskImage":
+        return { base: yield* baseFrom(source), installIso: undefined }
+      case "Iso": {
+        yield* Effect.logInfo(`installer ISO: ${describe(source)}`)
+        const base: BaseImage = config.boot.blankDisk ? { _tag: "Blank" } : yield* catalogueBase()
+        return { base, installIso: source.path }
       }
     }
-    if (from._tag === "Blank")
-      return { base: { _tag: "Blank" } as BaseImage, installIso: undefined }
-    return yield* new ImageUnavailable({ detail: "downloads are not implemented yet" })
   })

@@ -1,14 +1,14 @@
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { Data, Effect, Exit, Fiber } from "effect"
-import type { Resolved } from "../config/Resolve.ts"
+import type { ConfigError, Resolved } from "../config/Resolve.ts"
 import type { VmConfig } from "../domain/Config.ts"
 import { ExitCode } from "../domain/ExitCode.ts"
 import { type Layout, makeLayout } from "../domain/Layout.ts"
 import { Libvirt } from "../libvirt/Libvirt.ts"
 import { attachConsole } from "./Console.ts"
 import { ensureLibvirt } from "./Daemons.ts"
-import { resolveImages } from "./Images.ts"
+import { fetchBootSource, resolveImages } from "./Images.ts"
 import { stopOnExit, waitForPowerOff } from "./Lifecycle.ts"
 import { applyPlan, checkHost, EnvironmentError, gatherFacts, makePlan } from "./Prepare.ts"
 import { waitForAgent, waitForCloudInit, waitForKernel } from "./Readiness.ts"
@@ -72,12 +72,6 @@ const replaceLeftoverDomain = (name: string) =>
     yield* libvirt.undefine(name)
   })
 
-const logResolved = (resolved: Resolved) =>
-  Effect.gen(function* () {
-    for (const note of resolved.notes) yield* Effect.logInfo(note)
-    for (const warning of resolved.warnings) yield* Effect.logWarning(warning)
-  })
-
 /** Headless: wait for the agent, then cloud-init, logging each phase and its duration. */
 const awaitReadiness = (config: VmConfig, layout: Layout, timeline: Timeline) =>
   Effect.gen(function* () {
@@ -111,12 +105,17 @@ const awaitReadiness = (config: VmConfig, layout: Layout, timeline: Timeline) =>
   })
 
 /** The main job: prepare, define, start, attach or wait, and stop cleanly. */
-export const runVm = (resolved: Resolved, noConsoleFlag: boolean) =>
+export const runVm = (
+  initial: Resolved,
+  noConsoleFlag: boolean,
+  resolveAsIso: () => Effect.Effect<Resolved, ConfigError>
+) =>
   Effect.gen(function* () {
-    const { config } = resolved
+    let resolved = initial
+    let { config } = resolved
     const layout = makeLayout(config.data.root, config.name)
     const timeline = new Timeline(layout.bootReport)
-    yield* logResolved(resolved)
+    for (const note of resolved.notes) yield* Effect.logInfo(note)
 
     yield* ensureLibvirt(config.runtime.libvirtUri)
     mkdirSync(layout.vmsDir, { recursive: true })
@@ -124,7 +123,13 @@ export const runVm = (resolved: Resolved, noConsoleFlag: boolean) =>
     yield* prepareVmDir(config, layout)
     yield* Effect.addFinalizer(() => removeEphemeralDir(config, layout))
 
-    const images = yield* resolveImages(config, layout)
+    const source = yield* fetchBootSource(config)
+    if (source?._tag === "Iso" && !config.boot.isoDefaults) {
+      yield* Effect.logInfo("BOOT_FROM is an ISO by its content; applying the ISO defaults")
+      resolved = yield* resolveAsIso()
+      config = resolved.config
+    }
+    const images = yield* resolveImages(config, source)
     yield* timeline.mark("image", "image ready")
     const facts = yield* gatherFacts(config, layout, images, false)
     yield* Effect.logInfo(`accelerator: ${facts.accelerator.accel} (${facts.accelerator.reason})`)
@@ -190,6 +195,6 @@ export const runVm = (resolved: Resolved, noConsoleFlag: boolean) =>
     yield* waitForPowerOff(config.name)
     yield* Fiber.interrupt(readiness)
     yield* Effect.logInfo("the guest powered off")
-  }).pipe(Effect.scoped, Effect.annotateLogs({ vm: resolved.config.name }))
+  }).pipe(Effect.scoped, Effect.annotateLogs({ vm: initial.config.name }))
 
 export { Exit }

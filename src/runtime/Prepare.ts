@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto"
+import { createHash } from "node:crypto"
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs"
 import { dirname } from "node:path"
 import { Data, Effect } from "effect"
@@ -32,15 +32,25 @@ export class EnvironmentError extends Data.TaggedError("EnvironmentError")<{
   }
 }
 
-/** Reads the VM's stable UUID, or makes one; `persist` writes a new one to the VM directory. */
+/**
+ * Derives a new VM's UUID from its data directory and name (an RFC 9562 version 8 UUID over
+ * SHA-256), so `--show-xml` and `--dry-run` show the UUID the run will define.
+ */
+export const derivedUuid = (layout: Layout): string => {
+  const hex = createHash("sha256").update(`vm-runner:${layout.vmDir}`).digest("hex")
+  const variant = ((Number.parseInt(hex[16] ?? "0", 16) & 0x3) | 0x8).toString(16)
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`
+}
+
+/** Reads the UUID an earlier run stored in the VM directory, else derives one. */
 const vmUuid = (layout: Layout): string => {
   try {
     const text = readFileSync(layout.uuidFile, "utf8").trim()
     if (/^[0-9a-f-]{36}$/.test(text)) return text
   } catch {
-    // A new VM: a new UUID below.
+    // A new VM: derive below.
   }
-  return randomUUID()
+  return derivedUuid(layout)
 }
 
 /** libvirt accepts `<readonly/>` on virtiofs shares from version 11. */

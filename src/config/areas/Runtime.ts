@@ -8,10 +8,10 @@ import type { EnvReader } from "../Env.ts"
 /** The mount point that turns on persistence when a volume is mounted there. */
 export const dataVolumePath = "/data"
 /**
- * Seconds a guest gets to power off after SIGTERM. A Debian guest takes about 6 s under TCG,
- * so this leaves room for slower guests and for guests that ignore the first ACPI request.
+ * Seconds a guest gets to power off after SIGTERM. An idle Debian guest takes about 6 s under
+ * TCG, but one still booting waits for systemd's stop jobs, whose default limit is 90 s.
  */
-export const defaultShutdownTimeout = 60
+export const defaultShutdownTimeout = 90
 
 /** Resolves the VM name: GUEST_NAME, then a HOSTNAME that is not a container id, then DISTRO. */
 export const resolveVmName = (reader: EnvReader, from: BootFrom, distroKey: string): VmName => {

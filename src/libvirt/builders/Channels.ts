@@ -13,9 +13,9 @@ export interface ConsoleDevices {
 /**
  * Builds the serial port, its console and the guest agent channel. Cloud images print their
  * boot log and login prompt on the first serial port (ttyS0 on x86, ttyAMA0 on aarch64), so
- * the console is that port rather than a virtio console, and virtlogd copies everything it
- * prints to the serial log, which starts empty each time the domain starts. The agent's socket is a
- * path that libvirt chooses, because the agent is reached through libvirt.
+ * the console is that port rather than a virtio console. virtlogd copies everything the port
+ * prints to the serial log, which starts empty each time the domain starts. libvirt chooses
+ * the agent's socket path, because the agent is reached through libvirt.
  */
 export const buildConsoleDevices = (inputs: DomainInputs): ConsoleDevices => ({
   serials: [{ type: "pty", log: { file: inputs.serialLog, append: "off" }, target: { port: 0 } }],

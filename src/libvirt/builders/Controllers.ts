@@ -10,7 +10,7 @@ import { ioThreadId } from "./Disks.ts"
 
 /**
  * Builds the SCSI and USB controllers. A virtio-scsi controller is added when any disk or
- * CD-ROM sits on the SCSI bus; it takes the I/O thread when `DISK_TYPE=scsi` and `IO_THREAD=1`.
+ * CD-ROM sits on the SCSI bus. It takes the I/O thread when `DISK_TYPE=scsi` and `IO_THREAD=1`.
  * `USB=0` writes `model='none'`, because libvirt adds a default USB controller to a domain
  * that declares none. A USB disk keeps the controller even then, since it could not attach.
  */
@@ -29,7 +29,7 @@ export const buildControllers = (
     })
   }
   const usbDisks = disks.some((disk) => disk.target.bus === "usb")
-  // NOTE: USB=0 with DISK_TYPE=usb keeps the controller here; the configuration check is
+  // NOTE: USB=0 with DISK_TYPE=usb keeps the controller here. The configuration check is
   // the place to reject that combination.
   const usb = devices.usb || usbDisks
   controllers.push({ type: "usb", index: 0, model: usb ? "qemu-xhci" : "none" })
@@ -57,7 +57,7 @@ export const buildMemBalloon = (inputs: DomainInputs): DomainMemBalloon => ({
   model: inputs.config.devices.balloon ? "virtio" : "none"
 })
 
-/** A virtio RNG fed from the host's /dev/urandom, which never blocks. */
+/** Builds a virtio RNG fed from the host's /dev/urandom, which does not block on Linux. */
 export const buildRngs = (inputs: DomainInputs): Array<DomainRng> =>
   inputs.config.devices.rng
     ? [{ model: "virtio", backend: { model: "random", path: "/dev/urandom" } }]

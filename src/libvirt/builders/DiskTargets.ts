@@ -10,7 +10,7 @@ export interface PendingDisk extends Omit<DomainDisk, "target" | "address"> {
   readonly bus: DomainDiskBus
 }
 
-/** libvirt's naming convention: the prefix says the bus family, the letters the position. */
+/** libvirt's naming convention: the prefix names the bus family, the letters the position. */
 const prefixes: Readonly<Record<DomainDiskBus, string>> = {
   virtio: "vd",
   scsi: "sd",
@@ -35,9 +35,8 @@ export const diskLetters = (position: number): string => {
 
 /**
  * The controller slot of the `position`-th disk on `bus`. Each SCSI disk gets its own target
- * on the one virtio-scsi controller; without this libvirt would number SCSI disks from their
- * `sdX` letter, 7 per controller, and add controllers of its default model, which is not
- * virtio-scsi on x86.
+ * on the one virtio-scsi controller. Without an address, libvirt 9.0 places a SCSI disk by its
+ * `sdX` letter, 7 per controller, and adds controllers of its x86 default model, lsilogic.
  */
 const driveAddress = (bus: DomainDiskBus, position: number): DomainAddressDrive | undefined => {
   switch (bus) {
@@ -52,8 +51,8 @@ const driveAddress = (bus: DomainDiskBus, position: number): DomainAddressDrive 
         unit: position % sataPortsPerController
       }
     case "ide":
-      // NOTE: the pc machine has one IDE controller with 2 buses of 2 units; a fifth IDE
-      // device gets bus 2, which libvirt rejects.
+      // NOTE: the pc machine has one IDE controller with 2 buses of 2 units. A fifth IDE
+      // device gets bus 2, which does not exist, so QEMU fails to start.
       return {
         type: "drive",
         controller: 0,

@@ -10,8 +10,8 @@ import type {
 const on: DomainFeatureState = { state: "on" }
 
 /**
- * Whether the host CPU virtualizes the APIC for guests: AMD AVIC appears as `avic` in
- * the `flags` of /proc/cpuinfo, Intel APICv as `apicv` in its `vmx flags`.
+ * Checks whether the host CPU virtualizes the APIC for guests. AMD AVIC appears as `avic` in
+ * the `flags` of /proc/cpuinfo, and Intel APICv as `apicv` in its `vmx flags`.
  */
 const hostHasApicVirtualization = (inputs: DomainInputs): boolean => {
   const { vendor, flags } = inputs.hostCpu
@@ -21,14 +21,14 @@ const hostHasApicVirtualization = (inputs: DomainInputs): boolean => {
 }
 
 /**
- * Whether the Hyper-V enlightenments apply: `HYPERV=1` on x86_64 under KVM. They are
+ * Checks whether the Hyper-V enlightenments apply: `HYPERV=1` on x86_64 under KVM. They are
  * implemented by KVM, and QEMU 7.2 under TCG refuses to start with them ("kernel doesn't
  * allow setting HyperV VP_INDEX").
  */
 const hypervEnlightenments = (inputs: DomainInputs): boolean =>
   inputs.config.arch === "x86_64" && inputs.config.devices.hyperv && inputs.accel === "kvm"
 
-/** Whether `HYPERV=1` applies at all: Windows settings that need no KVM, on x86_64 only. */
+/** Checks whether `HYPERV=1` applies at all, for the Windows settings that need no KVM. */
 const windowsGuest = (inputs: DomainInputs): boolean =>
   inputs.config.arch === "x86_64" && inputs.config.devices.hyperv
 
@@ -88,9 +88,10 @@ export const buildClock = (inputs: DomainInputs): DomainClock => {
 }
 
 /**
- * Builds `<pm>` for `HYPERV=1`: no S3 or S4, so an idle Windows guest does not suspend itself
- * where nobody can wake it. libvirt turns this into the property of the machine's own power
- * management device (ICH9-LPC on q35, PIIX4_PM on pc), so it is valid on both machine types.
+ * Builds `<pm>` for `HYPERV=1`: no S3 or S4, so an idle Windows guest keeps answering the
+ * guest agent and remote logins instead of suspending itself. libvirt turns this into a
+ * property of the machine's own power management device (ICH9-LPC on q35, PIIX4_PM on pc),
+ * so it is valid on both machine types.
  */
 export const buildPm = (inputs: DomainInputs): DomainPm | undefined =>
   windowsGuest(inputs)

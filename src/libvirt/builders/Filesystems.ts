@@ -13,7 +13,7 @@ const filesystem = (inputs: DomainInputs, share: FilesystemShare): DomainFilesys
     source: { dir: share.source },
     target: { dir: share.tag },
     // NOTE: where libvirt cannot make a virtiofs share read-only, the host side stays
-    // writable and only the guest's read-only mount protects it; root in the guest can
+    // writable and only the guest's read-only mount protects it. Root in the guest can
     // remount it read-write.
     readonly: share.readonly && (!virtiofs || inputs.virtiofsReadonly)
   }

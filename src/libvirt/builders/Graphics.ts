@@ -2,8 +2,9 @@ import type { DomainInputs } from "../DomainInputs.ts"
 import type { DomainGraphics, DomainVideo } from "../DomainModel.ts"
 
 /**
- * Where VNC listens. With noVNC the built-in websocket proxy connects from this host, so VNC
- * stays on loopback; plain `vnc` is for clients outside the container and listens everywhere.
+ * The address VNC listens on. With noVNC the built-in websocket proxy connects from this
+ * host, so VNC stays on loopback. Plain `vnc` serves clients outside the container, so it
+ * listens on every address.
  */
 const vncListenAddress = { vnc: "0.0.0.0", novnc: "127.0.0.1" } as const
 

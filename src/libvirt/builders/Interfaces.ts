@@ -3,13 +3,13 @@ import type { DomainInputs } from "../DomainInputs.ts"
 import type { DomainInterface, DomainInterfacePortForward } from "../DomainModel.ts"
 import type { BootOrderPlan } from "./BootOrder.ts"
 
-/** The MTU of an Ethernet link unless told otherwise; only other values are written. */
+/** Ethernet's standard MTU. Only other values are written. */
 const defaultMtu = 1500
 
 /**
  * A NAT NIC on QEMU's built-in user networking (slirp), for a libvirt without passt. libvirt
- * 9.0 cannot forward ports on a slirp `<interface type='user'>`, so `buildQemuCommandline`
- * adds these NICs as `-netdev user` and `-device` arguments.
+ * 9.0 accepts `<portForward>` on a slirp `<interface type='user'>` but starts QEMU without the
+ * forwards, so `buildQemuCommandline` adds these NICs as `-netdev user` and `-device` instead.
  */
 export interface UserNetworkNic {
   readonly index: number
@@ -27,7 +27,7 @@ export interface NetworkDevices {
 }
 
 /**
- * The host-to-guest forwards: `SSH_PORT` to port 22, then each `PORT_FWD` entry. An entry
+ * Lists the host-to-guest forwards: `SSH_PORT` to port 22, then each `PORT_FWD` entry. An entry
  * that repeats an earlier one is dropped, because QEMU cannot bind a host port twice.
  */
 export const listPortForwards = (inputs: DomainInputs): Array<PortForward> => {
@@ -43,9 +43,9 @@ export const listPortForwards = (inputs: DomainInputs): Array<PortForward> => {
 }
 
 /**
- * The iPXE ROM for a NIC, or undefined. The configured ROM was chosen for the first NIC's
- * model and only fits NICs of that model, and only a bootable NIC needs one; QEMU gives
- * every other NIC the default ROM of its own model.
+ * Picks the iPXE ROM for a NIC, or undefined. Only a bootable NIC needs one. The configured
+ * ROM was chosen for the first NIC's model and fits only NICs of that model. QEMU gives every
+ * other NIC the default ROM of its own model.
  */
 const ipxeRom = (inputs: DomainInputs, nic: Nic, bootOrder: number | undefined) => {
   const { ipxe, nics } = inputs.config.network
@@ -53,10 +53,10 @@ const ipxeRom = (inputs: DomainInputs, nic: Nic, bootOrder: number | undefined) 
   return nic.model === nics[0]?.model ? ipxe.romPath : undefined
 }
 
-/** The configuration check guarantees a bridge or direct device for those modes. */
-const required = (value: string | undefined, nic: Nic, what: string): string => {
+/** Returns the bridge or direct device, which the configuration check guarantees. */
+const required = (value: string | undefined, nic: Nic, field: string): string => {
   if (value !== undefined) return value
-  throw new Error(`internal error: NIC ${nic.index} has mode ${nic.mode} but no ${what}`)
+  throw new Error(`internal error: NIC ${nic.index} has mode ${nic.mode} but no ${field}`)
 }
 
 const mtuOf = (nic: Nic) => (nic.mtu !== undefined && nic.mtu !== defaultMtu ? nic.mtu : undefined)

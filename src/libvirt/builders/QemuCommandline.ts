@@ -4,7 +4,7 @@ import type { DomainQemuCommandline } from "../DomainModel.ts"
 import type { StorageDisk } from "./Disks.ts"
 import type { UserNetworkNic } from "./Interfaces.ts"
 
-/** QEMU's device for each NIC model libvirt knows by its short name. */
+/** The QEMU device of each NIC model, keyed by libvirt's model name. */
 export const qemuNicDevices: Readonly<Record<NicModel, string>> = {
   virtio: "virtio-net-pci",
   e1000: "e1000",
@@ -15,7 +15,7 @@ export const qemuNicDevices: Readonly<Record<NicModel, string>> = {
   vmxnet3: "vmxnet3"
 }
 
-/** QEMU separates options with commas; a comma inside a value is written twice. */
+/** QEMU separates options with commas, so a comma inside a value is written twice. */
 export const escapeQemuOptionValue = (value: string): string => value.replaceAll(",", ",,")
 
 /** Joins `name=value` options for `-netdev` and `-drive`, skipping undefined values. */
@@ -26,16 +26,18 @@ const joinOptions = (options: Record<string, string | number | undefined>): stri
     .join(",")
 
 /**
- * Writes a `-device` value in QEMU's JSON form. NOTE: QEMU 7.2 creates every `-device` given
- * as `name=value` options before any given as JSON, and libvirt writes its own devices as
- * JSON with fixed PCI addresses, so an option-form PCI device takes a slot libvirt assigned
- * and QEMU fails to start. In JSON form it is created after libvirt's devices, in a free slot.
+ * Writes a `-device` value in QEMU's JSON form.
+ *
+ * NOTE: QEMU 7.2 creates every `-device` given as `name=value` options before any given as
+ * JSON. libvirt writes its own devices as JSON with fixed PCI addresses, so an option-form PCI
+ * device takes a slot that libvirt assigned, and QEMU fails to start. A JSON device is created
+ * after libvirt's devices, in a free slot.
  */
 const jsonDevice = (properties: Record<string, string | number | undefined>): string =>
   JSON.stringify(properties)
 
 /**
- * The `-netdev user` and `-device` arguments of one slirp NIC. `restrict=off` lets the guest
+ * Builds the `-netdev user` and `-device` arguments of one slirp NIC. `restrict=off` lets the guest
  * reach the host and the outside world. Each forward listens on every host address, so the
  * port a container publishes reaches it. IDs start with `vmr-` to stay clear of libvirt's own.
  */
@@ -60,11 +62,11 @@ export const userNetworkArgs = (nic: UserNetworkNic): Array<string> => {
 }
 
 /**
- * The `-drive` and `-device nvme` arguments of one NVMe disk. QEMU requires a serial number
- * for NVMe controllers, so each gets the disk's name (`disk`, `disk2`, `device`).
+ * Builds the `-drive` and `-device nvme` arguments of one NVMe disk. QEMU requires a serial
+ * number for NVMe controllers, so each gets the disk's name (`disk`, `disk2`, `device`).
  *
- * NOTE: libvirt does not know about these disks, so it neither labels nor chowns them; QEMU
- * must be able to open them as it runs (root in the container image).
+ * NOTE: libvirt does not manage these disks, so it neither labels nor chowns them. The QEMU
+ * process must be able to open them with its own user (root in the container image).
  */
 export const nvmeDiskArgs = (disk: StorageDisk): Array<string> => {
   const driveId = `vmr-drive-${disk.name}`
@@ -94,9 +96,9 @@ export const nvmeDiskArgs = (disk: StorageDisk): Array<string> => {
  * they can refer to anything added before them. Undefined when there is nothing to add, so
  * the `qemu:` namespace is declared only when used.
  *
- * NOTE: `EXTRA_ARGS` are passed as given, so a PCI device there in option form
- * (`-device virtio-keyboard-pci`) meets the slot clash described at `jsonDevice`; the JSON
- * form (`-device {"driver":"virtio-keyboard-pci"}`) works.
+ * NOTE: `EXTRA_ARGS` are passed as given. A PCI device there in option form
+ * (`-device virtio-keyboard-pci`) hits the slot clash described at `jsonDevice`, while the
+ * JSON form (`-device {"driver":"virtio-keyboard-pci"}`) works.
  */
 export const buildQemuCommandline = (
   inputs: DomainInputs,

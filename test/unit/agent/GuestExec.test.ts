@@ -287,6 +287,29 @@ describe("runGuestExec", () => {
   })
 })
 
+describe("interruption", () => {
+  test("stops the guest command", async () => {
+    const calls: Array<Call> = []
+    const layer = Layer.mergeAll(
+      GuestAgent.layer.pipe(
+        Layer.provide(
+          scriptedTransport({ final: { exitcode: 0 }, pollsUntilExit: 1_000_000 }, calls)
+        )
+      ),
+      stdioLayer([], [], { terminal: true }),
+      TestClock.layer()
+    )
+    const program = Effect.gen(function* () {
+      const fiber = yield* Effect.forkChild(runGuestExec({ domain: "vm1", command: ["sleep 99"] }))
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.interrupt(fiber)
+    })
+    await Effect.runPromise(program.pipe(Effect.provide(layer)))
+    const kill = calls.find((call) => call.command === "guest-exec" && call.args?.path === "kill")
+    expect(kill?.args?.arg).toEqual(["-TERM", "7"])
+  })
+})
+
 describe("status polling", () => {
   test("backoff starts at 2 ms and doubles to 250 ms", async () => {
     const calls: Array<Call> = []

@@ -376,6 +376,18 @@ describe("ImageCache.resolveBootSource", () => {
     expect(again).toMatchObject({ fromCache: true, path: pathOf(image) })
   })
 
+  test("concurrent conversions convert once", async () => {
+    const path = convertDisk(raw, "vdi", join(directory, "fixtures", "shared.vdi"))
+    const root = freshRoot()
+    const source = { _tag: "Path", path, hint: "disk" } as const
+    const [a, b] = await Promise.all([bootSource(root, source), bootSource(root, source)])
+    expect(pathOf(a)).toBe(pathOf(b))
+    expect([a, b].map((image) => image._tag !== "Blank" && image.fromCache).sort()).toEqual([
+      false,
+      true
+    ])
+  })
+
   test("local archive is unpacked and kept", async () => {
     const folder = join(directory, "archive & space")
     mkdirSync(folder, { recursive: true })

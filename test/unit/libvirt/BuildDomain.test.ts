@@ -24,7 +24,7 @@ const tableEntry = (name: string) => {
   return entry[1]
 }
 
-/** Every boot order number in the domain, from libvirt devices and QEMU arguments. */
+/** Collects every boot order number, from libvirt devices and from QEMU arguments. */
 const bootOrders = (domain: Domain): Array<number> => {
   const devices = [...domain.devices.disks, ...domain.devices.interfaces]
   const fromDevices = devices.flatMap((device) => (device.boot ? [device.boot.order] : []))

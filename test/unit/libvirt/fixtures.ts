@@ -213,7 +213,7 @@ export const baseInputs: DomainInputs = {
   renderNode: undefined
 }
 
-/** Test inputs: the base VM with `overrides` applied, config sections merged one level deep. */
+/** Builds test inputs: the base VM with `overrides` applied, config sections merged shallowly. */
 export const makeInputs = (overrides: InputsOverrides = {}): DomainInputs => {
   const { config, ...rest } = overrides
   return { ...baseInputs, ...rest, config: makeConfig(config) }

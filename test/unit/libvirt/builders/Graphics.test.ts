@@ -33,16 +33,17 @@ describe("buildDisplay", () => {
 
   test("novnc keeps VNC on loopback", () => {
     const display = buildDisplay(makeInputs({ config: { graphics: { mode: "novnc" } } }))
-    const [vnc] = display.graphics
-    expect(vnc?.type === "vnc" && vnc.listen.address).toBe("127.0.0.1")
+    expect(display.graphics[0]).toMatchObject({
+      type: "vnc",
+      listen: { type: "address", address: "127.0.0.1" }
+    })
   })
 
   test("VNC password is passed on", () => {
     const display = buildDisplay(
       makeInputs({ config: { graphics: { mode: "vnc", vncPassword: "s3cret" } } })
     )
-    const [vnc] = display.graphics
-    expect(vnc?.type === "vnc" && vnc.passwd).toBe("s3cret")
+    expect(display.graphics[0]).toMatchObject({ type: "vnc", passwd: "s3cret" })
   })
 
   test("intel GPU with a render node adds egl-headless", () => {

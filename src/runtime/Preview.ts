@@ -1,0 +1,227 @@
+import { createSocket } from "node:dgram"
+import { existsSync } from "node:fs"
+import { createServer } from "node:net"
+import { Effect } from "effect"
+import type { Resolved } from "../config/Resolve.ts"
+import { GiB, humanByteSize } from "../domain/ByteSize.ts"
+import type { VmConfig } from "../domain/Config.ts"
+import { type Layout, makeLayout } from "../domain/Layout.ts"
+import { qemuBinary } from "../host/Accelerator.ts"
+import { lockFile } from "../host/Flock.ts"
+import { liveHostFacts } from "../host/HostFacts.ts"
+import { renderDomainXml } from "../libvirt/BuildDomain.ts"
+import { Libvirt } from "../libvirt/Libvirt.ts"
+import { QemuImg } from "../storage/QemuImg.ts"
+import type { BaseImage, LaunchPlan } from "./Plan.ts"
+import { checkHost, gatherFacts, makePlan } from "./Prepare.ts"
+
+/** One environment check of `--dry-run`. */
+export interface Check {
+  readonly name: string
+  readonly ok: boolean
+  readonly detail: string
+}
+
+export interface Preview {
+  readonly plan: LaunchPlan
+  readonly xml: string
+  readonly checks: ReadonlyArray<Check>
+  readonly imageSummary: string
+}
+
+/** Free space below which `--dry-run` reports the data directory as too small. */
+export const minimumFreeSpace = 2 * GiB
+
+const onPath = (command: string): boolean =>
+  (process.env.PATH ?? "/usr/bin:/bin").split(":").some((dir) => existsSync(`${dir}/${command}`))
+
+/** Tells whether a host port can be bound now; EACCES means a privileged port without the capability. */
+const portAvailable = (port: number, protocol: "tcp" | "udp"): Promise<string | undefined> =>
+  new Promise((resolve) => {
+    const onError = (error: NodeJS.ErrnoException) =>
+      resolve(
+        error.code === "EADDRINUSE"
+          ? "already in use"
+          : error.code === "EACCES"
+            ? "below 1024 and this process may not bind it (needs CAP_NET_BIND_SERVICE)"
+            : (error.code ?? error.message)
+      )
+    if (protocol === "udp") {
+      const socket = createSocket("udp4")
+      socket.once("error", onError)
+      socket.bind(port, "0.0.0.0", () => socket.close(() => resolve(undefined)))
+      return
+    }
+    const server = createServer()
+    server.once("error", onError)
+    server.listen(port, "0.0.0.0", () => server.close(() => resolve(undefined)))
+  })
+
+const hostPorts = (config: VmConfig) => {
+  const ports: Array<{ variable: string; port: number; protocol: "tcp" | "udp" }> = []
+  if (config.network.nics.some((nic) => nic.mode === "nat")) {
+    ports.push({ variable: "SSH_PORT", port: config.network.sshPort, protocol: "tcp" })
+    for (const forward of config.network.portForwards) {
+      ports.push({ variable: "PORT_FWD", port: forward.host, protocol: forward.protocol })
+    }
+  }
+  if (config.graphics.mode !== "none") {
+    ports.push({ variable: "VNC_PORT", port: config.graphics.vncPort, protocol: "tcp" })
+  }
+  if (config.graphics.mode === "novnc") {
+    ports.push({ variable: "NOVNC_PORT", port: config.graphics.novncPort, protocol: "tcp" })
+  }
+  if (config.redfish.enabled)
+    ports.push({ variable: "REDFISH_PORT", port: config.redfish.port, protocol: "tcp" })
+  return ports
+}
+
+const toolChecks = (config: VmConfig): Array<Check> => {
+  const needed: Array<[string, ReadonlyArray<string>, string]> = [
+    ["virsh", ["virsh"], "libvirt-clients"],
+    ["qemu-img", ["qemu-img"], "qemu-utils"],
+    [
+      "QEMU",
+      [qemuBinary(config.arch)],
+      config.arch === "x86_64" ? "qemu-system-x86" : "qemu-system-arm"
+    ]
+  ]
+  if (config.cloudInit.enabled) {
+    needed.push([
+      "seed ISO writer",
+      ["genisoimage", "xorriso", "mkisofs"],
+      "genisoimage or xorriso"
+    ])
+  }
+  if (config.boot.tpm) needed.push(["TPM emulator", ["swtpm"], "swtpm and swtpm-tools"])
+  return needed.map(([name, commands, packageName]) => {
+    const found = commands.find(onPath)
+    return {
+      name,
+      ok: found !== undefined,
+      detail:
+        found === undefined ? `${commands.join(" or ")} not found; install ${packageName}` : found
+    }
+  })
+}
+
+/** Describes the base image without fetching it. */
+const previewBase = (config: VmConfig) =>
+  Effect.gen(function* () {
+    const from = config.boot.from
+    const catalogue: BaseImage = {
+      _tag: "Image",
+      path: config.distro.url,
+      format: "qcow2",
+      virtualSize: 0
+    }
+    if (from._tag === "Blank")
+      return { base: { _tag: "Blank" } as BaseImage, installIso: undefined, summary: "blank disk" }
+    if (from._tag === "Catalogue") {
+      return {
+        base: catalogue,
+        installIso: undefined,
+        summary: `${config.distro.key} from ${config.distro.url} (cached copies are reused)`
+      }
+    }
+    const location = from._tag === "Url" ? from.url : from.path
+    if (from.hint === "iso") {
+      const base = config.boot.blankDisk ? ({ _tag: "Blank" } as BaseImage) : catalogue
+      return { base, installIso: location, summary: `installer ISO ${location}` }
+    }
+    if (from._tag === "Path") {
+      const qemuImg = yield* QemuImg
+      const info = yield* qemuImg.info(from.path).pipe(Effect.orElseSucceed(() => undefined))
+      const base: BaseImage = {
+        _tag: "Image",
+        path: from.path,
+        format: "qcow2",
+        virtualSize: info?.virtualSize ?? 0
+      }
+      return {
+        base,
+        installIso: undefined,
+        summary: `${from.path} (${info?.format ?? "format checked at run time"})`
+      }
+    }
+    return {
+      base: catalogue,
+      installIso: undefined,
+      summary: `${from.url} (downloaded and checked at run time)`
+    }
+  })
+
+const lockCheck = (layout: Layout): Check => {
+  if (!existsSync(layout.lockFile))
+    return { name: "VM directory", ok: true, detail: `${layout.vmDir} is free` }
+  const lock = lockFile(layout.lockFile, { wait: false })
+  lock?.release()
+  return lock === undefined
+    ? { name: "VM directory", ok: false, detail: `another vm-runner is using ${layout.vmDir}` }
+    : { name: "VM directory", ok: true, detail: `${layout.vmDir} is free` }
+}
+
+/**
+ * Works out the launch and checks the host without changing anything: the XML it shows is
+ * the one the run would define, given the same images.
+ */
+export const previewLaunch = (resolved: Resolved) =>
+  Effect.gen(function* () {
+    const { config } = resolved
+    const libvirt = yield* Libvirt
+    const layout = makeLayout(config.data.root, config.name)
+    const checks: Array<Check> = []
+
+    const reachable = yield* libvirt.ping()
+    const startable =
+      config.runtime.libvirtUri === "qemu:///system" && existsSync("/usr/sbin/libvirtd")
+    checks.push({
+      name: "libvirt",
+      ok: reachable || startable,
+      detail: reachable
+        ? `answers at ${config.runtime.libvirtUri}`
+        : startable
+          ? "not running; the run starts virtlogd and libvirtd"
+          : `nothing answers at ${config.runtime.libvirtUri}`
+    })
+    const images = yield* previewBase(config)
+    const facts = yield* gatherFacts(config, layout, images, true)
+    const kvmOk = facts.accelerator.accel === "kvm" || !config.runtime.requireKvm
+    checks.push({
+      name: "KVM",
+      ok: kvmOk,
+      detail: `${facts.accelerator.accel} (${facts.accelerator.reason})${kvmOk ? "" : "; REQUIRE_KVM=1 stops the run"}`
+    })
+    const plan = makePlan(config, layout, facts)
+    for (const problem of checkHost(plan))
+      checks.push({ name: "files", ok: false, detail: problem })
+    checks.push(...toolChecks(config))
+    for (const { variable, port, protocol } of hostPorts(config)) {
+      const problem = yield* Effect.promise(() => portAvailable(port, protocol))
+      checks.push({
+        name: `${variable} ${port}/${protocol}`,
+        ok: problem === undefined,
+        detail: problem ?? "free"
+      })
+    }
+    checks.push(lockCheck(layout))
+    if (!config.runtime.persist && existsSync(`${layout.vmDir}/.persistent`)) {
+      checks.push({
+        name: "persistence",
+        ok: false,
+        detail: `${layout.vmDir} holds a persistent disk and PERSIST is off; set PERSIST=1`
+      })
+    }
+    const free = liveHostFacts.freeBytes(layout.vmDir) ?? 0
+    checks.push({
+      name: "free space",
+      ok: free >= minimumFreeSpace,
+      detail: `${humanByteSize(free)} free for ${config.data.root}${free >= minimumFreeSpace ? "" : ` (at least ${humanByteSize(minimumFreeSpace)} needed)`}`
+    })
+    return {
+      plan,
+      xml: renderDomainXml(plan.domain),
+      checks,
+      imageSummary: images.summary
+    } satisfies Preview
+  })
