@@ -1,5 +1,6 @@
-// Bun embeds text files imported with `{ type: "text" }` into the compiled binary.
+// Bun's bundler parses an imported .yaml file into data at build time; with
+// `{ type: "text" }` it embeds the file's text instead.
 declare module "*.yaml" {
-  const text: string
-  export default text
+  const value: unknown
+  export default value
 }

@@ -83,9 +83,9 @@ export const GuestExecReply = Schema.Struct({ pid: Schema.Number })
 export type GuestExecReply = typeof GuestExecReply.Type
 
 /**
- * `guest-exec-status`. Output arrives only with `exited: true`, all at once. A command killed by
- * a signal has `signal` and no `exitcode`. After one reply with `exited: true` the agent forgets
- * the pid, and a second query fails with "Invalid parameter 'pid'".
+ * The reply to `guest-exec-status`. Output arrives only with `exited: true`, all at once. A
+ * command killed by a signal has `signal` and no `exitcode`. After one reply with
+ * `exited: true` the agent drops the pid, and a second query fails with "Invalid parameter 'pid'".
  */
 export const GuestExecStatusReply = Schema.Struct({
   exited: Schema.Boolean,
@@ -134,10 +134,10 @@ export type AgentReply =
 const textEncoder = new TextEncoder()
 
 /** Serialises one command as the agent reads it: a JSON object followed by a newline. */
-export const encodeCommand = (command: string, args?: object): Uint8Array =>
-  textEncoder.encode(
-    `${JSON.stringify(args === undefined ? { execute: command } : { execute: command, arguments: args })}\n`
-  )
+export const encodeCommand = (command: string, args?: object): Uint8Array => {
+  const request = args === undefined ? { execute: command } : { execute: command, arguments: args }
+  return textEncoder.encode(`${JSON.stringify(request)}\n`)
+}
 
 /**
  * Serialises `guest-sync-delimited`, preceded by the delimiter byte that makes the agent drop

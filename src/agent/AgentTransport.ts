@@ -72,7 +72,8 @@ export class AgentNotConnected extends Data.TaggedError("AgentNotConnected")<{
 }> {
   readonly exitCode = GuestExecExit.AgentNotConnected
   override get message(): string {
-    return `the guest agent of domain ${this.domain} is not connected (${this.detail}). ${agentHint}`
+    const subject = `the guest agent of domain ${this.domain}`
+    return `${subject} is not connected (${this.detail}). ${agentHint}`
   }
 }
 
@@ -116,9 +117,9 @@ export class AgentReplyTooLarge extends Data.TaggedError("AgentReplyTooLarge")<{
   override get message(): string {
     return (
       `libvirt could not pass the guest agent's reply to ${this.command} for domain ` +
-      `${this.domain} (${this.detail}): libvirt limits one reply to 4 MiB of JSON, so a command's ` +
-      "stdout and stderr together must stay under about 3 MiB. Spool the output to files in " +
-      "the guest (guest-exec's spool mode), or compress it"
+      `${this.domain} (${this.detail}): libvirt limits one reply to 4 MiB of JSON, so a ` +
+      "command's stdout and stderr together must stay under about 3 MiB. Spool the output to " +
+      "files in the guest (guest-exec's spool mode), or compress it"
     )
   }
 }
@@ -145,7 +146,8 @@ export class AgentProtocolError extends Data.TaggedError("AgentProtocolError")<{
 }> {
   readonly exitCode = GuestExecExit.Failed
   override get message(): string {
-    return `invalid reply from the guest agent of domain ${this.domain} to ${this.command}: ${this.detail}`
+    const subject = `the guest agent of domain ${this.domain}`
+    return `invalid reply from ${subject} to ${this.command}: ${this.detail}`
   }
 }
 

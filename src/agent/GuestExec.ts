@@ -20,6 +20,8 @@ export interface GuestExecArgs {
   readonly timeout: Duration.Duration | undefined
   /** The domain named with `--domain`; undefined lets the caller choose. */
   readonly domain: string | undefined
+  /** `--spool`: collect output in guest files, for output beyond libvirt's message limit. */
+  readonly spool: boolean
   readonly help: boolean
 }
 
@@ -36,7 +38,8 @@ input, when it is not a terminal, is passed to COMMAND.
 Options:
   --wait[=SECONDS]   wait for the guest agent to connect (default 60 seconds)
   --timeout SECONDS  send COMMAND SIGTERM after SECONDS and exit 124 (default: no limit)
-  --domain NAME      the libvirt domain to run in
+  --domain NAME      the libvirt domain to run in (default: the VM this vm-runner runs)
+  --spool            collect output in files in the guest's /tmp, for more than about 3 MiB
   -h, --help         show this help
 
 Exit status: the command's own; 128+N when signal N killed it; 124 when --timeout expired;
@@ -136,6 +139,7 @@ export const parseGuestExecArgs = (
   let wait: Duration.Duration | undefined
   let timeout: Duration.Duration | undefined
   let domain: string | undefined
+  let spool = false
   let index = 0
   const usage = (detail: string) => Result.fail(new GuestExecUsageError({ detail }))
 
@@ -152,7 +156,11 @@ export const parseGuestExecArgs = (
     index++
 
     if (name === "-h" || name === "--help") {
-      return Result.succeed({ command: [], wait, timeout, domain, help: true })
+      return Result.succeed({ command: [], wait, timeout, domain, spool, help: true })
+    }
+    if (name === "--spool" && inline === undefined) {
+      spool = true
+      continue
     }
     if (name === "--wait") {
       // A bare number after --wait is its value: no guest command is named by digits alone.
@@ -190,7 +198,7 @@ export const parseGuestExecArgs = (
 
   const command = argv.slice(index)
   if (command.length === 0) return usage("missing COMMAND")
-  return Result.succeed({ command, wait, timeout, domain, help: false })
+  return Result.succeed({ command, wait, timeout, domain, spool, help: false })
 }
 
 /** Characters that never need a shell: a word made only of them means the same either way. */

@@ -1,6 +1,6 @@
 import { Data, Result } from "effect"
-import { parse } from "yaml"
 import defaultCatalogueText from "../../distros.yaml" with { type: "text" }
+import builtInDocument from "../../distros.yaml"
 import { editDistance } from "../config/KnownVariables.ts"
 import { normalizeArch } from "../domain/Arch.ts"
 import type { Arch, Distro, ImageChecksum } from "../domain/Config.ts"
@@ -129,14 +129,58 @@ export const parseCatalogue = (
   text: string,
   source: string
 ): Result.Result<Catalogue, CatalogueError> => {
-  const fail = (problems: ReadonlyArray<string>) =>
-    Result.fail(new CatalogueError({ source, problems }))
   let document: unknown
   try {
-    document = parse(text)
+    document = Bun.YAML.parse(text)
   } catch (error) {
-    return fail([`not valid YAML: ${(error as Error).message}`])
+    const problems = [`not valid YAML: ${(error as Error).message}`]
+    return Result.fail(new CatalogueError({ source, problems }))
   }
+  const duplicates = duplicateEntryKeys(text)
+  if (duplicates.length > 0) {
+    const problems = duplicates.map(
+      (key) => `${key}: defined twice; the later entry would hide the first`
+    )
+    return Result.fail(new CatalogueError({ source, problems }))
+  }
+  return parseCatalogueDocument(document, source)
+}
+
+/**
+ * Finds entry keys that appear twice under `distributions:`, which Bun's YAML parser accepts
+ * silently (the last one wins).
+ *
+ * NOTE: this reads the block layout line by line, so it misses duplicates written in flow
+ * style (`{a: ..., a: ...}`); catalogues are written in block style.
+ */
+export const duplicateEntryKeys = (text: string): ReadonlyArray<string> => {
+  const lines = text.split("\n")
+  const start = lines.findIndex((line) => /^distributions:\s*(#.*)?$/.test(line))
+  if (start === -1) return []
+  let indent: number | undefined
+  const seen = new Set<string>()
+  const duplicates: Array<string> = []
+  for (const line of lines.slice(start + 1)) {
+    if (/^\S/.test(line)) break
+    const match = /^( +)([^\s#:'"][^:]*|'[^']*'|"[^"]*"):\s*(#.*)?$/.exec(line)
+    if (match === null) continue
+    const width = match[1]?.length ?? 0
+    indent ??= width
+    if (width !== indent) continue
+    const key = (match[2] ?? "").replace(/^['"]|['"]$/g, "")
+    if (seen.has(key)) duplicates.push(key)
+    seen.add(key)
+  }
+  return duplicates
+}
+
+/** Checks a parsed catalogue document, collecting every problem before failing. */
+export const parseCatalogueDocument = (
+  document: unknown,
+  source: string
+): Result.Result<Catalogue, CatalogueError> => {
+  const fail = (problems: ReadonlyArray<string>) =>
+    Result.fail(new CatalogueError({ source, problems }))
   const distributions =
     typeof document === "object" && document !== null
       ? (document as Record<string, unknown>).distributions
@@ -155,4 +199,9 @@ export const parseCatalogue = (
   return Result.succeed(catalogue)
 }
 
-export const builtInCatalogueText: string = defaultCatalogueText
+/** The text of distros.yaml as built into the binary. */
+export const builtInCatalogueText = defaultCatalogueText as unknown as string
+
+/** The built-in catalogue; Bun's bundler parsed its YAML at build time. */
+export const builtInCatalogue = (): Result.Result<Catalogue, CatalogueError> =>
+  parseCatalogueDocument(builtInDocument, "the built-in catalogue")

@@ -19,11 +19,9 @@ export const runtimeLayer = (libvirtUri: string, dataRoot: string) =>
     QemuImg.layer,
     Seed.layer,
     ImageCache.layer(dataRoot).pipe(
-      Layer.provide(
-        Layer.mergeAll(Downloader.layer.pipe(Layer.provide(Progress.layer)), FileLock.layer)
-      )
+      Layer.provide(Downloader.layer.pipe(Layer.provide(Progress.layer)))
     )
-  ).pipe(Layer.provideMerge(Exec.layer))
+  ).pipe(Layer.provideMerge(Layer.mergeAll(Exec.layer, FileLock.layer)))
 
 /** libvirt alone, for commands that only query a running domain. */
 export const libvirtLayer = (libvirtUri: string) =>

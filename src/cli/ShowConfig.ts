@@ -1,4 +1,3 @@
-import { stringify } from "yaml"
 import { formatByteSize } from "../domain/ByteSize.ts"
 import type { VmConfig } from "../domain/Config.ts"
 import { makeLayout } from "../domain/Layout.ts"
@@ -139,4 +138,4 @@ const bootFromView = (config: VmConfig): string => {
 export const renderConfig = (config: VmConfig, json: boolean): string =>
   json
     ? `${JSON.stringify(configView(config), null, 2)}\n`
-    : stringify(configView(config), { lineWidth: 0 })
+    : Bun.YAML.stringify(configView(config), null, 2)

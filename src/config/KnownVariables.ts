@@ -106,30 +106,42 @@ export const isKnownVariable = (name: string): boolean =>
  */
 export const editDistance = (a: string, b: string, limit: number): number => {
   if (Math.abs(a.length - b.length) > limit) return limit + 1
-  let beforePrevious: Array<number> = []
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
+  const width = b.length + 1
+  // Three rolling rows of the dynamic-programming table, as typed arrays: this runs for every
+  // environment variable against every known name at each start, before the JIT warms up.
+  let beforePrevious = new Int32Array(width)
+  let previous = new Int32Array(width)
+  let current = new Int32Array(width)
+  for (let j = 0; j < width; j++) previous[j] = j
   for (let i = 1; i <= a.length; i++) {
-    const current = [i]
+    current[0] = i
     let rowMin = i
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1
-      let value = Math.min(
-        (previous[j] ?? 0) + 1,
-        (current[j - 1] ?? 0) + 1,
-        (previous[j - 1] ?? 0) + cost
-      )
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
-        value = Math.min(value, (beforePrevious[j - 2] ?? 0) + 1)
+    const ai = a.charCodeAt(i - 1)
+    for (let j = 1; j < width; j++) {
+      const bj = b.charCodeAt(j - 1)
+      let value = (previous[j - 1] as number) + (ai === bj ? 0 : 1)
+      const deletion = (previous[j] as number) + 1
+      const insertion = (current[j - 1] as number) + 1
+      if (deletion < value) value = deletion
+      if (insertion < value) value = insertion
+      if (i > 1 && j > 1 && ai === b.charCodeAt(j - 2) && a.charCodeAt(i - 2) === bj) {
+        const swap = (beforePrevious[j - 2] as number) + 1
+        if (swap < value) value = swap
       }
-      current.push(value)
-      rowMin = Math.min(rowMin, value)
+      current[j] = value
+      if (value < rowMin) rowMin = value
     }
     // A swap reaches back two rows, so stop only when both rows exceed the limit.
-    if (rowMin > limit && Math.min(...previous) > limit) return limit + 1
+    let previousMin = rowMin
+    for (let j = 0; j < width; j++)
+      if ((previous[j] as number) < previousMin) previousMin = previous[j] as number
+    if (rowMin > limit && previousMin > limit) return limit + 1
+    const spare = beforePrevious
     beforePrevious = previous
     previous = current
+    current = spare
   }
-  return Math.min(previous[b.length] ?? limit + 1, limit + 1)
+  return Math.min(previous[b.length] as number, limit + 1)
 }
 
 /** Variables other programs read that sit within two edits of one of ours. */
@@ -144,7 +156,15 @@ const nearestKnown = (name: string, limit: number): string | undefined => {
   if (commonVariables.has(name)) return undefined
   let best: { name: string; score: number } | undefined
   for (const known of knownVariables) {
-    const distance = editDistance(name, known, limit)
+    if (Math.abs(known.length - name.length) > limit) continue
+    // Names that differ in the first letter count only at one edit (see below), and one edit
+    // that changes the first letter must be at the front, so no full comparison is needed.
+    const distance =
+      known[0] === name[0]
+        ? editDistance(name, known, limit)
+        : oneEditAtFront(name, known)
+          ? 1
+          : limit + 1
     // Two edits that include the first letter are how unrelated names differ
     // (SSL_CERT_FILE and TLS_CERT_FILE), not how people mistype.
     if (distance > limit || (distance === 2 && known[0] !== name[0])) continue
@@ -154,6 +174,13 @@ const nearestKnown = (name: string, limit: number): string | undefined => {
   }
   return best?.name
 }
+
+/** True when one edit at the start turns `a` into `b`: replace, drop, add or swap the first letters. */
+const oneEditAtFront = (a: string, b: string): boolean =>
+  a.slice(1) === b.slice(1) ||
+  a.slice(1) === b ||
+  a === b.slice(1) ||
+  (a.length > 1 && `${a[1]}${a[0]}${a.slice(2)}` === b)
 
 /**
  * Suggests a known variable for a misspelt one. A numbered name is compared without its number

@@ -1,6 +1,6 @@
 import { Effect, Result } from "effect"
 import {
-  builtInCatalogueText,
+  builtInCatalogue,
   type Catalogue,
   CatalogueError,
   parseCatalogue
@@ -28,7 +28,7 @@ export const loadCatalogue = (
       explicit ??
       (host.pathKind(mountedCataloguePath) === "file" ? mountedCataloguePath : undefined)
     if (path === undefined) {
-      return Effect.fromResult(parseCatalogue(builtInCatalogueText, "(built-in)")).pipe(
+      return Effect.fromResult(builtInCatalogue()).pipe(
         Effect.map((catalogue) => ({ catalogue, source: "the built-in catalogue" }))
       )
     }

@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto"
 import type { Brand } from "effect"
 
 /** A lower-case colon-separated Ethernet address, `52:54:00:12:34:56`. */
@@ -22,7 +21,8 @@ export const parseMacAddress = (raw: string): MacAddress | undefined => {
  * first octet, but clearing them now would change every derived address.
  */
 export const deriveMacAddress = (vmName: string, nicIndex: number): MacAddress => {
-  const digest = createHash("sha256").update(`${vmName}:${nicIndex}`, "utf8").digest()
+  // Bun's native hasher: loading node:crypto would cost milliseconds at every start.
+  const digest = new Bun.CryptoHasher("sha256").update(`${vmName}:${nicIndex}`).digest()
   const first = ((digest[0] ?? 0) | 0x02) & 0xfe
   const octets = [0x52, 0x54, 0x00, first, digest[1] ?? 0, digest[2] ?? 0]
   return octets.map((octet) => octet.toString(16).padStart(2, "0")).join(":") as MacAddress

@@ -1,7 +1,7 @@
 import { dlopen, FFIType, read } from "bun:ffi"
 import { closeSync, mkdirSync, openSync } from "node:fs"
 import { dirname } from "node:path"
-import { Context, Data, Duration, Effect, Layer, Schedule, Semaphore } from "effect"
+import { Context, Data, Duration, Effect, Layer, Schedule, type Scope, Semaphore } from "effect"
 import { ExitCode } from "../domain/ExitCode.ts"
 
 /** flock(2) operations, from <sys/file.h>; the values are the same on every Linux libc. */
@@ -70,6 +70,11 @@ export class FileLock extends Context.Service<
       purpose: string,
       effect: Effect.Effect<A, E, R>
     ): Effect.Effect<A, E | FileLockError, R>
+    /**
+     * Takes the lock on `path` for the rest of the scope without waiting. Returns false when
+     * another process holds it.
+     */
+    tryHold(path: string): Effect.Effect<boolean, FileLockError, Scope.Scope>
   }
 >()("vm-runner/images/FileLock") {
   static readonly layer = Layer.effect(
@@ -96,16 +101,35 @@ const tryLock = (libc: Libc, fd: number, path: string) =>
     return Effect.fail(new FileLockError({ path, detail: `flock failed with errno ${errno}` }))
   })
 
+const openLockFile = (path: string) =>
+  Effect.try({
+    try: () => {
+      mkdirSync(dirname(path), { recursive: true })
+      return openSync(path, "a")
+    },
+    catch: (cause) => new FileLockError({ path, detail: String(cause) })
+  })
+
 const flockLocks = (libc: Libc): FileLock["Service"] => ({
+  tryHold: (path) =>
+    Effect.acquireRelease(
+      openLockFile(path).pipe(
+        Effect.flatMap((fd) =>
+          tryLock(libc, fd, path).pipe(
+            Effect.map((held) => ({ fd, held })),
+            Effect.tapError(() => Effect.sync(() => closeSync(fd)))
+          )
+        )
+      ),
+      ({ fd, held }) =>
+        Effect.sync(() => {
+          if (held) libc.flock(fd, LOCK_UN)
+          closeSync(fd)
+        })
+    ).pipe(Effect.map(({ held }) => held)),
   withLock: (path, purpose, effect) =>
     Effect.acquireUseRelease(
-      Effect.try({
-        try: () => {
-          mkdirSync(dirname(path), { recursive: true })
-          return openSync(path, "a")
-        },
-        catch: (cause) => new FileLockError({ path, detail: String(cause) })
-      }),
+      openLockFile(path),
       (fd) =>
         Effect.gen(function* () {
           if (!(yield* tryLock(libc, fd, path))) {
@@ -128,6 +152,8 @@ const flockLocks = (libc: Libc): FileLock["Service"] => ({
 const inProcessLocks = (): FileLock["Service"] => {
   const semaphores = new Map<string, Semaphore.Semaphore>()
   return {
+    // Without flock(2) another process cannot be seen, so the lock always looks free.
+    tryHold: () => Effect.succeed(true),
     withLock: (path, _purpose, effect) =>
       Effect.suspend(() => {
         let semaphore = semaphores.get(path)

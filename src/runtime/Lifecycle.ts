@@ -3,6 +3,9 @@ import { ExitCode } from "../domain/ExitCode.ts"
 import { Libvirt } from "../libvirt/Libvirt.ts"
 import { forceStop, stopOutcome } from "./Signals.ts"
 
+/** How often the power button is pressed again while a guest ignores it. */
+export const acpiRepeatInterval = Duration.seconds(5)
+
 /** How often the launcher checks whether the guest is still running. */
 export const statePollInterval = "500 millis"
 
@@ -51,10 +54,17 @@ export const shutdownGuest = Effect.fn("Lifecycle.shutdownGuest")(function* (
       `the guest powered off ${how} (${((performance.now() - startedAt) / 1000).toFixed(1)} s)`
     ).pipe(Effect.as(true))
   yield* Effect.logInfo(`shutting the guest down (ACPI power button, up to ${timeoutSeconds} s)`)
-  yield* libvirt
-    .shutdown(domain, "acpi")
-    .pipe(Effect.catch((error) => Effect.logWarning(error.message)))
-  if (yield* poweredOffWithin(domain, half)) return yield* poweredOff("after the ACPI request")
+  // A press while the guest is still booting is lost (firmware and early boot ignore it), so
+  // press again every few seconds until half the time is used.
+  const acpiDeadline = performance.now() + Duration.toMillis(half)
+  while (performance.now() < acpiDeadline && !Deferred.isDoneUnsafe(forceStop)) {
+    yield* libvirt
+      .shutdown(domain, "acpi")
+      .pipe(Effect.catch((error) => Effect.logDebug(error.message)))
+    const remaining = Math.max(0, acpiDeadline - performance.now())
+    const limit = Duration.millis(Math.min(remaining, Duration.toMillis(acpiRepeatInterval)))
+    if (yield* poweredOffWithin(domain, limit)) return yield* poweredOff("after the ACPI request")
+  }
 
   if (!Deferred.isDoneUnsafe(forceStop)) {
     yield* Effect.logWarning("the guest ignored ACPI; asking the guest agent to power off")

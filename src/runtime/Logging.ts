@@ -1,21 +1,5 @@
 import { Cause, Layer, Logger, References } from "effect"
-
-const levelLabels: Record<string, string> = {
-  Trace: "TRACE",
-  Debug: "DEBUG",
-  Info: "INFO ",
-  Warn: "WARN ",
-  Error: "ERROR",
-  Fatal: "FATAL"
-}
-
-const levelColours: Record<string, string> = {
-  Debug: "\x1b[90m",
-  Info: "\x1b[34m",
-  Warn: "\x1b[33m",
-  Error: "\x1b[31m",
-  Fatal: "\x1b[31m"
-}
+import { formatLogLine } from "./LogFormat.ts"
 
 const renderMessage = (message: unknown): string => {
   const parts = Array.isArray(message) ? message : [message]
@@ -30,11 +14,12 @@ const renderMessage = (message: unknown): string => {
 export const stderrLogger = (colour: boolean) =>
   Logger.make((options) => {
     const annotations = options.fiber.getRef(References.CurrentLogAnnotations)
-    const vm = typeof annotations.vm === "string" ? `[${annotations.vm}] ` : ""
-    const label = levelLabels[options.logLevel] ?? options.logLevel
-    const time = options.date.toISOString().slice(11, 19)
-    const level = colour ? `${levelColours[options.logLevel] ?? ""}${label}\x1b[0m` : label
-    let line = `${time} ${level} ${vm}${renderMessage(options.message)}`
+    const vm = typeof annotations.vm === "string" ? annotations.vm : undefined
+    let line = formatLogLine(options.logLevel, renderMessage(options.message), {
+      date: options.date,
+      vm,
+      colour
+    })
     if (options.cause.reasons.length > 0) line += `\n${Cause.pretty(options.cause)}`
     process.stderr.write(`${line}\n`)
   })

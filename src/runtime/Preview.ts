@@ -7,13 +7,13 @@ import { GiB, humanByteSize } from "../domain/ByteSize.ts"
 import type { VmConfig } from "../domain/Config.ts"
 import { type Layout, makeLayout } from "../domain/Layout.ts"
 import { qemuBinary } from "../host/Accelerator.ts"
-import { lockFile } from "../host/Flock.ts"
 import { liveHostFacts } from "../host/HostFacts.ts"
 import { renderDomainXml } from "../libvirt/BuildDomain.ts"
 import { Libvirt } from "../libvirt/Libvirt.ts"
 import { QemuImg } from "../storage/QemuImg.ts"
 import type { BaseImage, LaunchPlan } from "./Plan.ts"
 import { checkHost, gatherFacts, makePlan } from "./Prepare.ts"
+import { vmDirInUse } from "./VmLock.ts"
 
 /** One environment check of `--dry-run`. */
 export interface Check {
@@ -151,15 +151,15 @@ const previewBase = (config: VmConfig) =>
     }
   })
 
-const lockCheck = (layout: Layout): Check => {
-  if (!existsSync(layout.lockFile))
-    return { name: "VM directory", ok: true, detail: `${layout.vmDir} is free` }
-  const lock = lockFile(layout.lockFile, { wait: false })
-  lock?.release()
-  return lock === undefined
-    ? { name: "VM directory", ok: false, detail: `another vm-runner is using ${layout.vmDir}` }
-    : { name: "VM directory", ok: true, detail: `${layout.vmDir} is free` }
-}
+const lockCheck = (layout: Layout) =>
+  Effect.gen(function* () {
+    const free: Check = { name: "VM directory", ok: true, detail: `${layout.vmDir} is free` }
+    if (!existsSync(layout.lockFile)) return free
+    const busy = yield* vmDirInUse(layout).pipe(Effect.orElseSucceed(() => false))
+    return busy
+      ? { name: "VM directory", ok: false, detail: `another vm-runner is using ${layout.vmDir}` }
+      : free
+  })
 
 /**
  * Works out the launch and checks the host without changing anything: the XML it shows is
@@ -204,7 +204,7 @@ export const previewLaunch = (resolved: Resolved) =>
         detail: problem ?? "free"
       })
     }
-    checks.push(lockCheck(layout))
+    checks.push(yield* lockCheck(layout))
     if (!config.runtime.persist && existsSync(`${layout.vmDir}/.persistent`)) {
       checks.push({
         name: "persistence",

@@ -1,7 +1,7 @@
 import { Data, Effect } from "effect"
 import { ExitCode } from "../domain/ExitCode.ts"
 import type { Layout } from "../domain/Layout.ts"
-import { lockFile } from "../host/Flock.ts"
+import { FileLock } from "../images/FileLock.ts"
 
 export class VmBusy extends Data.TaggedError("VmBusy")<{ readonly vmDir: string }> {
   readonly exitCode = ExitCode.Busy
@@ -12,12 +12,15 @@ export class VmBusy extends Data.TaggedError("VmBusy")<{ readonly vmDir: string 
 
 /** Holds an exclusive lock on the VM directory for the rest of the scope. */
 export const acquireVmLock = (layout: Layout) =>
-  Effect.acquireRelease(
-    Effect.suspend(() => {
-      const lock = lockFile(layout.lockFile, { wait: false })
-      return lock === undefined
-        ? Effect.fail(new VmBusy({ vmDir: layout.vmDir }))
-        : Effect.succeed(lock)
-    }),
-    (lock) => Effect.sync(() => lock.release())
-  )
+  Effect.gen(function* () {
+    const locks = yield* FileLock
+    const held = yield* locks.tryHold(layout.lockFile)
+    if (!held) return yield* new VmBusy({ vmDir: layout.vmDir })
+  })
+
+/** Tells whether another run holds the VM directory, without creating anything. */
+export const vmDirInUse = (layout: Layout) =>
+  Effect.gen(function* () {
+    const locks = yield* FileLock
+    return !(yield* locks.tryHold(layout.lockFile))
+  }).pipe(Effect.scoped)

@@ -1,5 +1,4 @@
 import { isAbsolute, resolve } from "node:path"
-import { parse as parseYaml } from "yaml"
 import type { BootDevice, BootFrom, CloudInit, Distro, SourceHint } from "../../domain/Config.ts"
 import type { HostFacts } from "../../host/HostFacts.ts"
 import type { EnvReader } from "../Env.ts"
@@ -131,7 +130,7 @@ const checkUserData = (reader: EnvReader, host: HostFacts, path: string): void =
   }
   if (!firstLine.toLowerCase().startsWith("#cloud-config")) return
   try {
-    const document = parseYaml(text)
+    const document: unknown = Bun.YAML.parse(text)
     if (document !== null && (typeof document !== "object" || Array.isArray(document))) {
       reader.problem(name, "a #cloud-config file must be a YAML mapping of keys", example)
     }

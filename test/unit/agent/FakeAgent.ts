@@ -7,8 +7,9 @@ import { join } from "node:path"
  * A stand-in for qemu-guest-agent on a unix socket in a test's own directory. It speaks the
  * agent's wire protocol: JSON lines, `guest-sync-delimited` with the 0xFF byte, and a reset on
  * an incoming 0xFF. It runs `guest-exec` commands as real host processes, so that exit codes,
- * signals, stdin and the separation of stdout and stderr are real. Pids are its own numbers, never host
- * pids, and `kill` is handled inside the fake so that no host process outside it is signalled.
+ * signals, stdin and the separation of stdout and stderr are real. Pids are its own numbers,
+ * never host pids, and `kill` is handled inside the fake, so that no host process outside it is
+ * signalled.
  */
 
 export interface FakeAgentOptions {
@@ -16,9 +17,9 @@ export interface FakeAgentOptions {
   readonly maxOutputBytes?: number
   /** Bytes written to each new connection first, as left over from an earlier client. */
   readonly staleOutput?: Uint8Array
-  /** Commands on which the agent closes the connection instead of answering. */
+  /** Commands on which the agent closes the connection instead of replying. */
   readonly disconnectOn?: ReadonlyArray<string>
-  /** Commands the agent never answers. */
+  /** Commands the agent never replies to. */
   readonly ignore?: ReadonlyArray<string>
   /** Replies are written in pieces of this many bytes, to exercise reassembly. */
   readonly chunkBytes?: number
@@ -195,7 +196,7 @@ export const startFakeAgent = async (
     let pending = Buffer.alloc(0)
     socket.on("data", (chunk: Buffer) => {
       pending = Buffer.concat([pending, chunk])
-      // 0xFF never occurs in JSON: the agent drops everything it buffered up to it.
+      // 0xFF never occurs in JSON, so the agent drops everything it buffered up to it.
       const reset = pending.lastIndexOf(0xff)
       if (reset !== -1) pending = pending.subarray(reset + 1)
       let newline = pending.indexOf(0x0a)

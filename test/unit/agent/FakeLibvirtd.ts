@@ -19,7 +19,7 @@ export interface AgentCall {
 export type AgentAnswer =
   | { readonly reply: string }
   | { readonly error: { readonly code: number; readonly message: string } }
-  /** Closes the client's connection instead of answering. */
+  /** Closes the client's connection instead of replying. */
   | { readonly drop: true }
 
 export interface FakeLibvirtdOptions {

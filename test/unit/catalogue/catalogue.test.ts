@@ -217,7 +217,7 @@ const malformed: ReadonlyArray<MalformedCase> = [
   {
     name: "duplicate key",
     text: `distributions:\n  demo:\n${url}  demo:\n${url}`,
-    problems: ["not valid YAML: Map keys must be unique"]
+    problems: ["demo: defined twice"]
   },
   {
     name: "entry is a string",
