@@ -118,8 +118,8 @@ export class AgentReplyTooLarge extends Data.TaggedError("AgentReplyTooLarge")<{
     return (
       `libvirt could not pass the guest agent's reply to ${this.command} for domain ` +
       `${this.domain} (${this.detail}): libvirt limits one reply to 4 MiB of JSON, so a ` +
-      "command's stdout and stderr together must stay under about 3 MiB. Spool the output to " +
-      "files in the guest (guest-exec's spool mode), or compress it"
+      "command's stdout and stderr together must stay under about 3 MiB. Run it again with " +
+      "guest-exec --spool, which collects the output in files in the guest, or compress it"
     )
   }
 }

@@ -1,5 +1,6 @@
 import { Data, Result } from "effect"
-import defaultCatalogueText from "../../distros.yaml" with { type: "text" }
+// NOTE: import this file only once: Bun's bundler keeps one module per path, so a second
+// import of distros.yaml with `{ type: "text" }` would turn this one into text as well.
 import builtInDocument from "../../distros.yaml"
 import { editDistance } from "../config/KnownVariables.ts"
 import { normalizeArch } from "../domain/Arch.ts"
@@ -198,9 +199,6 @@ export const parseCatalogueDocument = (
   if (catalogue.size === 0) return fail(["the catalogue has no entries"])
   return Result.succeed(catalogue)
 }
-
-/** The text of distros.yaml as built into the binary. */
-export const builtInCatalogueText = defaultCatalogueText as unknown as string
 
 /** The built-in catalogue; Bun's bundler parsed its YAML at build time. */
 export const builtInCatalogue = (): Result.Result<Catalogue, CatalogueError> =>

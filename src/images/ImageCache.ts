@@ -436,6 +436,14 @@ const makeImageCache = (services: Services): ImageCache["Service"] => {
         entry !== undefined && (expected === undefined || matchesEntry(entry, expected))
           ? entry
           : undefined
+      if (current !== undefined && expected !== undefined) {
+        // The catalogue's digest (or the current checksum list) names exactly this file, so
+        // nothing newer can be valid and the server is not asked for the image again.
+        yield* Effect.logInfo(
+          `${source.label} matches the published ${expected.algorithm}: ${layout.image(current.image)}`
+        )
+        return fromEntry(current, true)
+      }
       if (current !== undefined && !current.etag && !current.lastModified) {
         yield* Effect.logInfo(
           `the server sent no ETag or Last-Modified for ${source.url}, so a newer version ` +

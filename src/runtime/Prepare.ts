@@ -1,5 +1,15 @@
 import { createHash } from "node:crypto"
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs"
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync
+} from "node:fs"
 import { dirname } from "node:path"
 import { Data, Effect } from "effect"
 import { renderSeedFiles, Seed } from "../cloudinit/Seed.ts"
@@ -175,6 +185,37 @@ const applyDisk = Effect.fn("Prepare.applyDisk")(function* (disk: PlannedDisk) {
   }
 })
 
+/** Where libvirt keeps an emulated TPM's state, by domain UUID (libvirt 9 to 11). */
+export const libvirtTpmStateDir = "/var/lib/libvirt/swtpm"
+
+/**
+ * Points libvirt's TPM state directory for this domain at the VM directory, so the TPM's
+ * contents live and die with the VM's disks: kept on a persistent volume, removed with an
+ * ephemeral VM. libvirt 9 has no setting for this path, so a symlink does it.
+ */
+const linkTpmState = (uuid: string, tpmDir: string) =>
+  Effect.gen(function* () {
+    mkdirSync(tpmDir, { recursive: true })
+    const link = `${libvirtTpmStateDir}/${uuid}`
+    const existing = yield* Effect.sync(() => {
+      try {
+        return lstatSync(link)
+      } catch {
+        return undefined
+      }
+    })
+    if (existing !== undefined && !existing.isSymbolicLink()) {
+      yield* Effect.logWarning(
+        `TPM state stays in ${link}, which an earlier run created as a directory`
+      )
+      return
+    }
+    if (existing !== undefined && readlinkSync(link) === tpmDir) return
+    rmSync(link, { force: true })
+    mkdirSync(libvirtTpmStateDir, { recursive: true })
+    symlinkSync(tpmDir, link)
+  })
+
 /** Writes the plan to disk: VM directory, disks, seed, domain XML. */
 export const applyPlan = Effect.fn("Prepare.applyPlan")(function* (plan: LaunchPlan) {
   const seedWriter = yield* Seed
@@ -193,6 +234,9 @@ export const applyPlan = Effect.fn("Prepare.applyPlan")(function* (plan: LaunchP
       mkdirSync(share.source, { recursive: true })
       yield* Effect.logInfo(`created the share directory ${share.source}`)
     }
+  }
+  if (plan.config.boot.tpm && plan.config.runtime.libvirtUri === "qemu:///system") {
+    yield* linkTpmState(plan.domain.uuid, layout.tpmDir)
   }
   rmSync(layout.serialLog, { force: true })
   const xml = renderDomainXml(plan.domain)

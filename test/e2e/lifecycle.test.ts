@@ -76,7 +76,7 @@ test(
     const run = new VmRun(await baseEnv(name, { PERSIST: "1", CLOUD_INIT: "0" }))
     await run.waitForLog(/domain started/, bootTimeout)
     const started = performance.now()
-    const code = await run.stop("SIGTERM", 300_000)
+    const code = await run.stop("SIGTERM", 400_000)
     reportTime("SIGTERM during boot to exit", started)
     expect(run.stderr).toContain("the guest powered off")
     expect(code).toBe(0)

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test"
 import { Result } from "effect"
 import {
-  builtInCatalogueText,
+  builtInCatalogue,
   type Catalogue,
   describeSource,
   parseCatalogue
@@ -52,7 +52,7 @@ const currentKeys = [
 const parse = (text: string) => parseCatalogue(text, "/config/distros.yaml")
 
 const builtIn = (): Catalogue => {
-  const result = parseCatalogue(builtInCatalogueText, "(built-in)")
+  const result = builtInCatalogue()
   if (Result.isFailure(result)) throw new Error(result.failure.message)
   return result.success
 }

@@ -1,13 +1,11 @@
 import { Result } from "effect"
-import { builtInCatalogueText, parseCatalogue } from "../../../src/catalogue/Catalogue.ts"
+import { builtInCatalogue as loadBuiltInCatalogue } from "../../../src/catalogue/Catalogue.ts"
 import { type EnvMap, formatProblem, type Problem } from "../../../src/config/Env.ts"
 import { type ConfigError, type Resolved, resolveConfig } from "../../../src/config/Resolve.ts"
 import type { HostFacts } from "../../../src/host/HostFacts.ts"
 import { type FakeHostOptions, fakeHost } from "./fakeHost.ts"
 
-export const builtInCatalogue = Result.getOrThrow(
-  parseCatalogue(builtInCatalogueText, "the built-in catalogue")
-)
+export const builtInCatalogue = Result.getOrThrow(loadBuiltInCatalogue())
 
 /** A host is either fake facts to override or a whole `HostFacts`, such as the live one. */
 export type HostInput = Partial<FakeHostOptions> | HostFacts
