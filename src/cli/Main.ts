@@ -32,7 +32,11 @@ const exitCodeOf = (exit: Exit.Exit<unknown, unknown>): number => {
     const error = failure.error
     const tag = tagOf(error)
     if (tag !== undefined && usageErrorTags.has(tag)) return ExitCode.Usage
-    if (tag === "ShowHelp") return ExitCode.Ok
+    // effect/cli reports a parse error as help plus the errors, after printing both.
+    if (tag === "ShowHelp") {
+      const errors = (error as { readonly errors?: ReadonlyArray<unknown> }).errors ?? []
+      return errors.length > 0 ? ExitCode.Usage : ExitCode.Ok
+    }
     if (isExpectedFailure(error)) {
       process.stderr.write(`vm-runner: ${error.message}\n`)
       return error.exitCode

@@ -63,6 +63,8 @@ test(
     reportTime("legacy BIOS boot to agent", started)
     const efi = await guestExec(["--domain", name, "test -d /sys/firmware/efi"])
     expect(efi.exitCode).toBe(1)
+    // Stop in steady state: a guest still starting services finishes those first.
+    await guestExec(["--domain", name, "systemctl is-system-running --wait"])
     expect(await run.stop("SIGTERM")).toBe(0)
     expect(run.stderr).toContain("the guest powered off")
   },
@@ -115,6 +117,7 @@ test(
     expect(second.stderr).toContain("left by an earlier run")
     const result = await guestExec(["--domain", name, "echo alive"])
     expect(result.stdout.toString()).toBe("alive\n")
+    await guestExec(["--domain", name, "systemctl is-system-running --wait"])
     expect(await second.stop("SIGTERM")).toBe(0)
   },
   2 * bootTimeout + 300_000
