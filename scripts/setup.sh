@@ -12,6 +12,8 @@ packages=(
   ovmf ipxe-qemu swtpm swtpm-tools genisoimage xorriso libxml2-utils
   xz-utils bzip2 zstd zip unzip p7zip-full curl ca-certificates iproute2
   openssh-client sshpass netcat-openbsd
+  docker.io docker-compose
+  novnc chromium python3-sushy redfishtool
   mmdebstrap e2fsprogs dosfstools mtools fdisk uuid-runtime debian-archive-keyring
 )
 missing=()

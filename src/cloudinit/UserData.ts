@@ -22,23 +22,23 @@ export interface CloudConfig {
   readonly ssh_pwauth: boolean
   readonly chpasswd: { readonly expire: boolean }
   readonly mounts?: ReadonlyArray<ReadonlyArray<string>>
+  readonly bootcmd?: ReadonlyArray<ReadonlyArray<string>>
   readonly runcmd: ReadonlyArray<ReadonlyArray<string>>
 }
 
-/** A `network-config` document, version 2, one DHCP entry per NIC matched by MAC address. */
+/** One NIC of a `network-config` document, matched by its MAC address. */
+export interface NetworkConfigEthernet {
+  readonly match: { readonly macaddress: string }
+  readonly dhcp4: boolean
+  readonly dhcp6: boolean
+  readonly mtu?: number
+  readonly optional: boolean
+}
+
+/** A `network-config` document, version 2, one DHCP entry per NIC. */
 export interface NetworkConfig {
   readonly version: 2
-  readonly ethernets: Readonly<
-    Record<
-      string,
-      {
-        readonly match: { readonly macaddress: string }
-        readonly dhcp4: boolean
-        readonly dhcp6: boolean
-        readonly optional: boolean
-      }
-    >
-  >
+  readonly ethernets: Readonly<Record<string, NetworkConfigEthernet>>
 }
 
 /**
@@ -97,15 +97,49 @@ const mountOptions = (share: VmConfig["filesystems"][number]): string => {
   return share.readonly ? `${base},ro` : base
 }
 
+/** Ethernet's standard MTU, the one a guest uses by default. */
+const defaultMtu = 1500
+
+/**
+ * Tells whether the guest learns a NIC's MTU only from cloud-init. libvirt and vm-runner give
+ * virtio-net the MTU through the device itself (`host_mtu`), except on direct (macvtap) NICs,
+ * where libvirt accepts no MTU; QEMU's other NIC models have no such field.
+ */
+const mtuNeedsGuestConfig = (nic: VmConfig["network"]["nics"][number]) =>
+  nic.mtu !== undefined &&
+  nic.mtu !== defaultMtu &&
+  (nic.model !== "virtio" || nic.mode === "direct")
+
+/**
+ * Builds a shell script that sets, by MAC address, the MTU of each NIC that only the guest can
+ * set, or undefined when there is none. `network-config` carries the same MTUs, but Debian 12's
+ * ifupdown ignores `mtu` on a DHCP interface. The script runs as a `bootcmd` on every boot,
+ * which on Debian is after ifupdown has brought the interfaces up.
+ */
+export const guestMtuScript = (nics: VmConfig["network"]["nics"]): string | undefined => {
+  const cases = nics
+    .filter(mtuNeedsGuestConfig)
+    .map((nic) => `    ${nic.mac}) ip link set dev "$(basename "$dev")" mtu ${nic.mtu} ;;`)
+  if (cases.length === 0) return undefined
+  return [
+    "for dev in /sys/class/net/*; do",
+    '  case "$(cat "$dev/address" 2>/dev/null)" in',
+    ...cases,
+    "  esac",
+    "done",
+    ""
+  ].join("\n")
+}
+
 export const buildMetaData = (config: VmConfig, instanceId: string): MetaData => ({
   "instance-id": instanceId,
   "local-hostname": config.name
 })
 
 /**
- * The built-in cloud-config: the login user, password and keys, the guest agent, and a mount
- * per share. Password logins over SSH stay off when the only password is the published default
- * and a key is given.
+ * Builds the built-in cloud-config: the login user, password and keys, the guest agent, a mount
+ * per share, and the MTUs that only the guest can set. Password logins over SSH stay off when the
+ * only password is the published default and a key is given.
  */
 export const buildCloudConfig = (config: VmConfig, salt?: string): CloudConfig => {
   const { cloudInit } = config
@@ -131,11 +165,13 @@ export const buildCloudConfig = (config: VmConfig, salt?: string): CloudConfig =
     "0",
     "0"
   ])
+  const mtuScript = guestMtuScript(config.network.nics)
   return {
     users: [user],
     ssh_pwauth: !(cloudInit.passwordIsDefault && cloudInit.sshPublicKey !== undefined),
     chpasswd: { expire: false },
     ...(mounts.length === 0 ? {} : { mounts }),
+    ...(mtuScript === undefined ? {} : { bootcmd: [["sh", "-c", mtuScript]] }),
     runcmd: [
       ["sh", "-c", guestAgentScript],
       ["sh", "-c", loginShellScript(cloudInit.user)]
@@ -143,15 +179,27 @@ export const buildCloudConfig = (config: VmConfig, salt?: string): CloudConfig =
   }
 }
 
-/** DHCP on every NIC, needed only with several NICs: cloud-init's fallback covers one. */
+/**
+ * Builds `network-config`: DHCP on every NIC, with its MTU where one is set. It is written
+ * when there are several NICs or when a NIC's MTU can reach the guest no other way, and
+ * cloud-init's fallback (DHCP on the first NIC) covers the other cases.
+ *
+ * IPv6 comes from router advertisements (SLAAC), which Linux accepts by default and which both
+ * QEMU's user networking and passt send (passt(1): a prefix via NDP option type 3). `dhcp6`
+ * stays off because QEMU's user networking has no stateful DHCPv6 server, and Debian 12's
+ * ifupdown then delays the boot by minutes while `dhclient -6` waits for a reply.
+ */
 export const buildNetworkConfig = (config: VmConfig): NetworkConfig | undefined => {
-  if (config.network.nics.length < 2) return undefined
-  const ethernets: Record<string, NetworkConfig["ethernets"][string]> = {}
-  for (const nic of config.network.nics) {
+  const { nics } = config.network
+  if (nics.length < 2 && !nics.some(mtuNeedsGuestConfig)) return undefined
+  const ethernets: Record<string, NetworkConfigEthernet> = {}
+  for (const nic of nics) {
+    const mtu = nic.mtu !== undefined && nic.mtu !== defaultMtu ? nic.mtu : undefined
     ethernets[`nic${nic.index}`] = {
       match: { macaddress: nic.mac },
       dhcp4: true,
-      dhcp6: nic.mode === "nat",
+      dhcp6: false,
+      ...(mtu === undefined ? {} : { mtu }),
       optional: nic.index !== 1
     }
   }
@@ -182,6 +230,18 @@ const userDataTypes: ReadonlyArray<readonly [string, string]> = [
 ]
 
 /**
+ * Encodes one part's text. cloud-init decodes a part with Python's email package, which turns
+ * 8-bit text into Latin-1 bytes and `\uXXXX` escapes, so text with non-ASCII characters
+ * travels as base64 (RFC 2045: lines of at most 76 characters).
+ */
+const encodePart = (text: string): { headers: ReadonlyArray<string>; body: string } => {
+  if (!/[^\x00-\x7f]/.test(text)) return { headers: [], body: text }
+  const base64 = Buffer.from(text, "utf8").toString("base64")
+  const lines = base64.match(/.{1,76}/g) ?? []
+  return { headers: ["Content-Transfer-Encoding: base64"], body: `${lines.join("\n")}\n` }
+}
+
+/**
  * Combines the user's user-data file with the built-in cloud-config as a MIME multipart
  * document: the user's part first, then the built-in part with `builtInMergeType`. A user file
  * that is itself MIME becomes a nested multipart part with its own headers.
@@ -189,17 +249,22 @@ const userDataTypes: ReadonlyArray<readonly [string, string]> = [
 export const renderMultipart = (builtIn: string, userData: string, boundary: string): string => {
   const start = userData.trimStart()
   const body = userData.endsWith("\n") ? userData : `${userData}\n`
-  const isMime = /^content-type:/i.test(start)
+  // cloud-init reads user-data as MIME when `mime-version:` occurs in its first 4096 bytes
+  // (cloudinit/user_data.py), so a document whose first header is MIME-Version is MIME too.
+  const isMime = /^content-type:/i.test(start) || /mime-version:/i.test(userData.slice(0, 4096))
   const type =
     userDataTypes.find(([prefix]) => start.startsWith(prefix))?.[1] ?? "text/cloud-config"
+  const userEncoded = encodePart(body)
   const userPart = isMime
     ? [body]
     : [
         `Content-Type: ${type}; charset="utf-8"`,
+        ...userEncoded.headers,
         'Content-Disposition: attachment; filename="user-data"',
         "",
-        body
+        userEncoded.body
       ]
+  const builtInEncoded = encodePart(builtIn)
   return [
     `Content-Type: multipart/mixed; boundary="${boundary}"`,
     "MIME-Version: 1.0",
@@ -208,10 +273,11 @@ export const renderMultipart = (builtIn: string, userData: string, boundary: str
     ...userPart,
     `--${boundary}`,
     'Content-Type: text/cloud-config; charset="utf-8"',
+    ...builtInEncoded.headers,
     `Merge-Type: ${builtInMergeType}`,
     'Content-Disposition: attachment; filename="vm-runner.cfg"',
     "",
-    builtIn,
+    builtInEncoded.body,
     `--${boundary}--`,
     ""
   ].join("\n")

@@ -66,13 +66,16 @@ export const findVirtiofsd = (): string | undefined =>
 export const findRenderNode = (): string | undefined =>
   existsSync("/dev/dri/renderD128") ? "/dev/dri/renderD128" : undefined
 
+/** Install paths of passt: the distribution package, then a source build. */
+export const passtPaths = ["/usr/bin/passt", "/usr/local/bin/passt"]
+
 /**
  * Tells whether libvirt can use passt for user-mode interfaces: its domain capabilities list
  * the `passt` backend type (libvirt 10.x and later report this), and the binary is installed.
  */
-export const supportsPasst = (domainCapabilities: string): boolean =>
+export const supportsPasst = (domainCapabilities: string, binaries = passtPaths): boolean =>
   /<enum name=['"]backendType['"]>[\s\S]*?<value>passt<\/value>/.test(domainCapabilities) &&
-  ["/usr/bin/passt", "/usr/local/bin/passt"].some((path) => existsSync(path))
+  binaries.some((path) => existsSync(path))
 
 /** Reads the logical sector size of a block device from sysfs. */
 export const logicalSectorSize = (device: string): number | undefined => {

@@ -5,7 +5,13 @@ import type { ConfigError, Resolved } from "../config/Resolve.ts"
 import type { VmConfig } from "../domain/Config.ts"
 import { ExitCode } from "../domain/ExitCode.ts"
 import { type Layout, makeLayout } from "../domain/Layout.ts"
+import { detectContainerRuntime } from "../host/ContainerRuntime.ts"
+import { liveHostFacts } from "../host/HostFacts.ts"
 import { Libvirt } from "../libvirt/Libvirt.ts"
+import { redfishService } from "../redfish/RedfishServer.ts"
+import { withConsolePassword } from "../webconsole/ConsolePassword.ts"
+import { webConsoleService } from "../webconsole/WebConsole.ts"
+import { accessBlock, hostBlock, vmBlock } from "./Banner.ts"
 import { attachConsole } from "./Console.ts"
 import { ensureLibvirt } from "./Daemons.ts"
 import { fetchBootSource, resolveImages } from "./Images.ts"
@@ -65,9 +71,13 @@ const replaceLeftoverDomain = (name: string) =>
     const libvirt = yield* Libvirt
     const state = yield* libvirt.state(name)
     if (state === undefined) return
-    yield* Effect.logWarning(
-      `replacing the domain ${name} left by an earlier run (it was ${state})`
-    )
+    if (state === "shut off") {
+      yield* Effect.logInfo(`redefining the domain ${name} from this run's configuration`)
+    } else {
+      yield* Effect.logWarning(
+        `replacing the domain ${name} left by an earlier run (it was ${state})`
+      )
+    }
     if (state !== "shut off") yield* libvirt.destroy(name).pipe(Effect.ignore)
     yield* libvirt.undefine(name)
   })
@@ -144,11 +154,16 @@ export const runVm = (
           "--device /dev/kvm to the container, or set REQUIRE_KVM=1 to stop instead"
       )
     }
+    // Web console: VNC_PASSWORD, or a password generated for this run, protects VNC.
+    config = yield* withConsolePassword(config)
     const plan = makePlan(config, layout, facts)
     const problems = checkHost(plan)
     if (problems.length > 0) return yield* new EnvironmentError({ detail: problems.join("\n") })
     for (const note of plan.notes) yield* Effect.logInfo(note)
     for (const warning of plan.warnings) yield* Effect.logWarning(warning)
+    const container = detectContainerRuntime()
+    yield* Effect.logInfo(hostBlock(liveHostFacts, config.data.root, facts.accelerator, container))
+    yield* Effect.logInfo(vmBlock(plan))
 
     yield* applyPlan(plan)
     yield* timeline.mark("prepare", "disks, seed and domain XML prepared")
@@ -164,6 +179,7 @@ export const runVm = (
       stopOnExit(config.name, config.runtime.shutdownTimeout)
     )
     yield* timeline.mark("start", "domain started")
+    yield* Effect.logInfo(accessBlock(config, container.engine !== "none"))
     if (config.runtime.persist && !existsSync(layout.installedMarker)) {
       writeFileSync(layout.installedMarker, `first started ${new Date().toISOString()}\n`)
     }
@@ -175,6 +191,9 @@ export const runVm = (
       startedAt: new Date().toISOString()
     })
     yield* Effect.addFinalizer(() => Effect.sync(() => removeRunRecord(config.name)))
+    // Web console and Redfish: each logs its own failure and never ends the run.
+    if (config.graphics.mode === "novnc") yield* Effect.forkScoped(webConsoleService(plan))
+    if (config.redfish.enabled) yield* Effect.forkScoped(redfishService(plan))
 
     const useConsole =
       !config.runtime.noConsole &&
@@ -189,6 +208,11 @@ export const runVm = (
     const readiness = yield* Effect.forkScoped(
       awaitReadiness(config, layout, timeline).pipe(Effect.tap(() => timeline.writeReport()))
     )
+    if (config.redfish.enabled) {
+      // Redfish: the launcher is the machine's BMC, so it stays up while the guest is off.
+      yield* Effect.logInfo(`serving the BMC of ${config.name} until SIGTERM`)
+      return yield* Effect.never
+    }
     yield* Effect.logInfo(
       `waiting for the guest ${config.name} to power off (SIGTERM shuts it down)`
     )

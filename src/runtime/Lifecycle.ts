@@ -1,4 +1,4 @@
-import { Deferred, Duration, Effect, Schedule } from "effect"
+import { Clock, Deferred, Duration, Effect, Schedule } from "effect"
 import { ExitCode } from "../domain/ExitCode.ts"
 import { Libvirt } from "../libvirt/Libvirt.ts"
 import { forceStop, stopOutcome } from "./Signals.ts"
@@ -8,6 +8,9 @@ export const acpiRepeatInterval = Duration.seconds(5)
 
 /** How often the launcher checks whether the guest is still running. */
 export const statePollInterval = "500 millis"
+
+/** Monotonic milliseconds from the Effect clock, which tests replace with TestClock. */
+const nowMillis = Clock.monotonicTimeNanos.pipe(Effect.map((nanos) => Number(nanos) / 1e6))
 
 const isRunning = (domain: string) =>
   Effect.gen(function* () {
@@ -35,10 +38,17 @@ const poweredOffWithin = (domain: string, limit: Duration.Input) =>
   )
 
 /**
- * Powers the guest off: an ACPI power-button press, then, at half the timeout, the guest
- * agent's shutdown in case the guest ignores ACPI (no acpid, a firmware menu), then a hard
- * stop when `timeoutSeconds` have passed. A second signal skips straight to the hard stop.
- * Returns true when the guest powered itself off.
+ * How long a guest gets to react to the power button before the guest agent is asked as well.
+ * Guests that handle ACPI start powering off within a second or two; some images ignore the
+ * button altogether (no ACPI button driver loaded, a firmware menu, an installer).
+ */
+export const acpiGrace = Duration.seconds(10)
+
+/**
+ * Powers the guest off: an ACPI power-button press, repeated every few seconds because a press
+ * during early boot is lost; after `acpiGrace`, the guest agent's shutdown as well, retried
+ * until the agent accepts it; a hard stop when `timeoutSeconds` have passed. A second signal
+ * skips straight to the hard stop. Returns true when the guest powered itself off.
  */
 export const shutdownGuest = Effect.fn("Lifecycle.shutdownGuest")(function* (
   domain: string,
@@ -46,32 +56,40 @@ export const shutdownGuest = Effect.fn("Lifecycle.shutdownGuest")(function* (
 ) {
   const libvirt = yield* Libvirt
   if (!(yield* isRunning(domain))) return true
-  const half = Duration.millis((timeoutSeconds * 1000) / 2)
 
-  const startedAt = performance.now()
-  const poweredOff = (how: string) =>
-    Effect.logInfo(
-      `the guest powered off ${how} (${((performance.now() - startedAt) / 1000).toFixed(1)} s)`
-    ).pipe(Effect.as(true))
+  const startedAt = yield* nowMillis
+  const deadline = startedAt + timeoutSeconds * 1000
+  const agentFrom = startedAt + Duration.toMillis(acpiGrace)
+  let agentAccepted = false
+  const poweredOff = nowMillis.pipe(
+    Effect.flatMap((now) => {
+      const how = agentAccepted
+        ? "after the ACPI and guest agent requests"
+        : "after the ACPI request"
+      return Effect.logInfo(
+        `the guest powered off ${how} (${((now - startedAt) / 1000).toFixed(1)} s)`
+      )
+    }),
+    Effect.as(true)
+  )
   yield* Effect.logInfo(`shutting the guest down (ACPI power button, up to ${timeoutSeconds} s)`)
-  // A press while the guest is still booting is lost (firmware and early boot ignore it), so
-  // press again every few seconds until half the time is used.
-  const acpiDeadline = performance.now() + Duration.toMillis(half)
-  while (performance.now() < acpiDeadline && !Deferred.isDoneUnsafe(forceStop)) {
+  while ((yield* nowMillis) < deadline && !Deferred.isDoneUnsafe(forceStop)) {
     yield* libvirt
       .shutdown(domain, "acpi")
       .pipe(Effect.catch((error) => Effect.logDebug(error.message)))
-    const remaining = Math.max(0, acpiDeadline - performance.now())
+    if (!agentAccepted && (yield* nowMillis) >= agentFrom) {
+      agentAccepted = yield* libvirt.shutdown(domain, "agent").pipe(
+        Effect.as(true),
+        Effect.catch((error) => Effect.logDebug(error.message).pipe(Effect.as(false)))
+      )
+      if (agentAccepted)
+        yield* Effect.logInfo(
+          "the guest is slow to react to ACPI; the guest agent is shutting it down too"
+        )
+    }
+    const remaining = Math.max(0, deadline - (yield* nowMillis))
     const limit = Duration.millis(Math.min(remaining, Duration.toMillis(acpiRepeatInterval)))
-    if (yield* poweredOffWithin(domain, limit)) return yield* poweredOff("after the ACPI request")
-  }
-
-  if (!Deferred.isDoneUnsafe(forceStop)) {
-    yield* Effect.logWarning("the guest ignored ACPI; asking the guest agent to power off")
-    yield* libvirt
-      .shutdown(domain, "agent")
-      .pipe(Effect.catch((error) => Effect.logDebug(error.message)))
-    if (yield* poweredOffWithin(domain, half)) return yield* poweredOff("through the guest agent")
+    if (yield* poweredOffWithin(domain, limit)) return yield* poweredOff
   }
 
   yield* Effect.logWarning(

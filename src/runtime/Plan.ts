@@ -71,8 +71,9 @@ export interface LaunchPlan {
 
 /**
  * Picks the disk I/O settings the VM directory's filesystem supports. Without O_DIRECT
- * (tmpfs, ecryptfs, some overlay and FUSE filesystems), QEMU cannot open a disk with
- * cache=none or directsync, nor use io=native, so those fall back to writeback and threads.
+ * (ecryptfs, ramfs, tmpfs before Linux 6.6, some overlay and FUSE filesystems), QEMU cannot
+ * open a disk with cache=none or directsync, nor use io=native, so those fall back to
+ * writeback and threads; io_uring works without O_DIRECT and stays.
  */
 export const effectiveDiskIo = (
   config: VmConfig,
@@ -82,11 +83,12 @@ export const effectiveDiskIo = (
 ): { io: DiskIo; cache: DiskCache } => {
   const { io, cache } = config.storage
   if (directIo || (cache !== "none" && cache !== "directsync")) return { io, cache }
+  const fallbackIo: DiskIo = io === "native" ? "threads" : io
   warnings.push(
     `the VM directory is on ${filesystem}, which does not support O_DIRECT: using ` +
-      `DISK_CACHE=writeback and DISK_IO=threads instead of ${cache}/${io}`
+      `DISK_CACHE=writeback and DISK_IO=${fallbackIo} instead of ${cache}/${io}`
   )
-  return { io: "threads", cache: "writeback" }
+  return { io: fallbackIo, cache: "writeback" }
 }
 
 const planWorkDisk = (

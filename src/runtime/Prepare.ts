@@ -17,7 +17,6 @@ import type { VmConfig } from "../domain/Config.ts"
 import { ExitCode } from "../domain/ExitCode.ts"
 import type { Layout } from "../domain/Layout.ts"
 import { chooseAcceleratorCached } from "../host/Accelerator.ts"
-import { renderDomainXml } from "../libvirt/BuildDomain.ts"
 import { Libvirt } from "../libvirt/Libvirt.ts"
 import { filesystemName, supportsDirectIo } from "../storage/DirectIo.ts"
 import { QemuImg } from "../storage/QemuImg.ts"
@@ -30,6 +29,7 @@ import {
   readHostCpu,
   supportsPasst
 } from "./Facts.ts"
+import { planDomainXml } from "./MachineControl.ts"
 import type { BaseImage, LaunchFacts, LaunchPlan, PlannedDisk } from "./Plan.ts"
 import { planLaunch } from "./Plan.ts"
 
@@ -239,7 +239,7 @@ export const applyPlan = Effect.fn("Prepare.applyPlan")(function* (plan: LaunchP
     yield* linkTpmState(plan.domain.uuid, layout.tpmDir)
   }
   rmSync(layout.serialLog, { force: true })
-  const xml = renderDomainXml(plan.domain)
+  const xml = planDomainXml(plan)
   writeAtomically(layout.domainXml, xml)
   return xml
 })

@@ -1,6 +1,4 @@
-import { createSocket } from "node:dgram"
 import { existsSync } from "node:fs"
-import { createServer } from "node:net"
 import { Effect } from "effect"
 import type { Resolved } from "../config/Resolve.ts"
 import { GiB, humanByteSize } from "../domain/ByteSize.ts"
@@ -8,9 +6,10 @@ import type { VmConfig } from "../domain/Config.ts"
 import { type Layout, makeLayout } from "../domain/Layout.ts"
 import { qemuBinary } from "../host/Accelerator.ts"
 import { liveHostFacts } from "../host/HostFacts.ts"
-import { renderDomainXml } from "../libvirt/BuildDomain.ts"
 import { Libvirt } from "../libvirt/Libvirt.ts"
 import { QemuImg } from "../storage/QemuImg.ts"
+import { collectHostChecks, runningLeftover } from "./HostChecks.ts"
+import { planDomainXml } from "./MachineControl.ts"
 import type { BaseImage, LaunchPlan } from "./Plan.ts"
 import { checkHost, gatherFacts, makePlan } from "./Prepare.ts"
 import { vmDirInUse } from "./VmLock.ts"
@@ -34,47 +33,6 @@ export const minimumFreeSpace = 2 * GiB
 
 const onPath = (command: string): boolean =>
   (process.env.PATH ?? "/usr/bin:/bin").split(":").some((dir) => existsSync(`${dir}/${command}`))
-
-/** Tells whether a host port can be bound now; EACCES means a privileged port without the capability. */
-const portAvailable = (port: number, protocol: "tcp" | "udp"): Promise<string | undefined> =>
-  new Promise((resolve) => {
-    const onError = (error: NodeJS.ErrnoException) =>
-      resolve(
-        error.code === "EADDRINUSE"
-          ? "already in use"
-          : error.code === "EACCES"
-            ? "below 1024 and this process may not bind it (needs CAP_NET_BIND_SERVICE)"
-            : (error.code ?? error.message)
-      )
-    if (protocol === "udp") {
-      const socket = createSocket("udp4")
-      socket.once("error", onError)
-      socket.bind(port, "0.0.0.0", () => socket.close(() => resolve(undefined)))
-      return
-    }
-    const server = createServer()
-    server.once("error", onError)
-    server.listen(port, "0.0.0.0", () => server.close(() => resolve(undefined)))
-  })
-
-const hostPorts = (config: VmConfig) => {
-  const ports: Array<{ variable: string; port: number; protocol: "tcp" | "udp" }> = []
-  if (config.network.nics.some((nic) => nic.mode === "nat")) {
-    ports.push({ variable: "SSH_PORT", port: config.network.sshPort, protocol: "tcp" })
-    for (const forward of config.network.portForwards) {
-      ports.push({ variable: "PORT_FWD", port: forward.host, protocol: forward.protocol })
-    }
-  }
-  if (config.graphics.mode !== "none") {
-    ports.push({ variable: "VNC_PORT", port: config.graphics.vncPort, protocol: "tcp" })
-  }
-  if (config.graphics.mode === "novnc") {
-    ports.push({ variable: "NOVNC_PORT", port: config.graphics.novncPort, protocol: "tcp" })
-  }
-  if (config.redfish.enabled)
-    ports.push({ variable: "REDFISH_PORT", port: config.redfish.port, protocol: "tcp" })
-  return ports
-}
 
 const toolChecks = (config: VmConfig): Array<Check> => {
   const needed: Array<[string, ReadonlyArray<string>, string]> = [
@@ -196,15 +154,14 @@ export const previewLaunch = (resolved: Resolved) =>
     for (const problem of checkHost(plan))
       checks.push({ name: "files", ok: false, detail: problem })
     checks.push(...toolChecks(config))
-    for (const { variable, port, protocol } of hostPorts(config)) {
-      const problem = yield* Effect.promise(() => portAvailable(port, protocol))
-      checks.push({
-        name: `${variable} ${port}/${protocol}`,
-        ok: problem === undefined,
-        detail: problem ?? "free"
-      })
-    }
-    checks.push(yield* lockCheck(layout))
+    // The checks the run makes before it defines anything. A running domain of this name
+    // occupies its ports. They count as free only when the run would replace that domain,
+    // that is when no other vm-runner has the VM directory locked.
+    const lock = yield* lockCheck(layout)
+    const leftover = lock.ok ? yield* runningLeftover(config.name) : undefined
+    const host = yield* collectHostChecks(plan, leftover)
+    checks.push(...host.checks)
+    checks.push(lock)
     if (!config.runtime.persist && existsSync(`${layout.vmDir}/.persistent`)) {
       checks.push({
         name: "persistence",
@@ -219,8 +176,8 @@ export const previewLaunch = (resolved: Resolved) =>
       detail: `${humanByteSize(free)} free for ${config.data.root}${free >= minimumFreeSpace ? "" : ` (at least ${humanByteSize(minimumFreeSpace)} needed)`}`
     })
     return {
-      plan,
-      xml: renderDomainXml(plan.domain),
+      plan: { ...plan, warnings: [...plan.warnings, ...host.warnings] },
+      xml: planDomainXml(plan),
       checks,
       imageSummary: images.summary
     } satisfies Preview

@@ -1,23 +1,24 @@
 import { closeSync, constants, openSync, rmSync, statfsSync } from "node:fs"
 import { join } from "node:path"
 
-/** Filesystem names for the statfs(2) magic numbers that matter for disk I/O settings. */
-const filesystemNames: Record<number, string> = {
-  16914836: "tmpfs",
-  61791: "ecryptfs",
-  2035054128: "overlayfs",
-  1702057286: "fuse",
-  2435016766: "btrfs",
-  61267: "ext4",
-  1481003842: "xfs",
-  801189825: "zfs",
-  26985: "nfs"
-}
+/** Filesystem names for the statfs(2) magic numbers (linux/magic.h) that matter for disk I/O. */
+const filesystemNames = new Map<number, string>([
+  [0x01021994, "tmpfs"],
+  [0x858458f6, "ramfs"],
+  [0xf15f, "ecryptfs"],
+  [0x794c7630, "overlayfs"],
+  [0x65735546, "fuse"],
+  [0x9123683e, "btrfs"],
+  [0xef53, "ext4"],
+  [0x58465342, "xfs"],
+  [0x2fc12fc1, "zfs"],
+  [0x6969, "nfs"]
+])
 
 export const filesystemName = (dir: string): string => {
   try {
     const type = statfsSync(dir).type
-    return filesystemNames[type] ?? `type 0x${type.toString(16)}`
+    return filesystemNames.get(type) ?? `type 0x${type.toString(16)}`
   } catch {
     return "unknown"
   }
@@ -25,8 +26,8 @@ export const filesystemName = (dir: string): string => {
 
 /**
  * Tells whether files in `dir` can be opened with O_DIRECT, which QEMU needs for cache=none
- * and cache=directsync. tmpfs, ecryptfs and some overlay and FUSE filesystems refuse it with
- * EINVAL, and QEMU would then fail to start the guest.
+ * and cache=directsync. ramfs, tmpfs before Linux 6.6, ecryptfs and some overlay and FUSE
+ * filesystems refuse it with EINVAL, and QEMU would then fail to start the guest.
  */
 export const supportsDirectIo = (dir: string): boolean => {
   const probe = join(dir, `.direct-io-probe-${process.pid}`)

@@ -6,6 +6,19 @@ export const defaultRedfishPassword = "password"
 /** VNC authentication (RFB "VNC Authentication") uses only the first 8 characters. */
 export const vncPasswordLength = 8
 
+/**
+ * Returns the part of a password that VNC checks: the longest prefix of whole characters that fits
+ * in 8 bytes of UTF-8. libvirt (checked with 9.0) rejects a longer `passwd`.
+ */
+export const vncPasswordPrefix = (password: string): string => {
+  let prefix = ""
+  for (const character of password) {
+    if (Buffer.byteLength(prefix + character, "utf8") > vncPasswordLength) break
+    prefix += character
+  }
+  return prefix
+}
+
 const checkFile = (reader: EnvReader, host: HostFacts, name: string, example: string) => {
   const path = reader.get(name)
   if (path !== undefined && host.pathKind(path) !== "file") {
@@ -53,6 +66,30 @@ export const resolveGraphics = (reader: EnvReader, host: HostFacts): Graphics =>
   }
 }
 
+/**
+ * Rejects Redfish with the published default password unless the user set it on purpose:
+ * anyone who reaches REDFISH_PORT can power the machine off and boot it from any ISO.
+ */
+const checkRedfishPassword = (reader: EnvReader, password: string | undefined) => {
+  if (password === undefined) {
+    // Pushed directly: `problem` would call the unset secret "value hidden".
+    reader.problems.push({
+      variable: "REDFISH_PASSWORD",
+      value: undefined,
+      expected:
+        "expected a password of your own when REDFISH_ENABLE=1, because anyone who reaches " +
+        `REDFISH_PORT with the default '${defaultRedfishPassword}' can power the machine off ` +
+        `and boot it from any ISO (set REDFISH_PASSWORD=${defaultRedfishPassword} to accept that)`,
+      example: "REDFISH_PASSWORD=$(openssl rand -base64 18)"
+    })
+  } else if (password === defaultRedfishPassword) {
+    reader.warnings.push(
+      `REDFISH_PASSWORD is the published default '${defaultRedfishPassword}': anyone who ` +
+        "reaches REDFISH_PORT can power this machine off and boot it from any ISO"
+    )
+  }
+}
+
 export const resolveRedfish = (reader: EnvReader, vmName: string): Redfish => {
   const password = reader.raw("REDFISH_PASSWORD")
   const username = reader.string("REDFISH_USERNAME", "admin")
@@ -71,8 +108,18 @@ export const resolveRedfish = (reader: EnvReader, vmName: string): Redfish => {
       `REDFISH_SYSTEM_ID=${vmName}`
     )
   }
+  const enabled = reader.bool("REDFISH_ENABLE", false)
+  if (enabled) checkRedfishPassword(reader, password)
+  for (const name of ["REDFISH_STORAGE_POOL", "REDFISH_STORAGE_PATH"]) {
+    if (reader.isSet(name)) {
+      reader.warnings.push(
+        `${name} is not used: virtual media ISOs are downloaded into the image cache under ` +
+          "the data directory and attached from there, without a libvirt storage pool"
+      )
+    }
+  }
   return {
-    enabled: reader.bool("REDFISH_ENABLE", false),
+    enabled,
     port: reader.port("REDFISH_PORT", 8443),
     username,
     password: password ?? defaultRedfishPassword,

@@ -1,3 +1,4 @@
+import { vncPasswordPrefix } from "../../config/areas/Services.ts"
 import type { DomainInputs } from "../DomainInputs.ts"
 import type { DomainGraphics, DomainVideo } from "../DomainModel.ts"
 
@@ -32,7 +33,9 @@ export const buildDisplay = (inputs: DomainInputs): DisplayDevices => {
       type: "vnc",
       port: graphics.vncPort,
       autoport: "no",
-      passwd: graphics.vncPassword,
+      // The web console checks the whole password; VNC, and so libvirt, only its start.
+      passwd:
+        graphics.vncPassword === undefined ? undefined : vncPasswordPrefix(graphics.vncPassword),
       keymap: graphics.keymap,
       listen: { type: "address", address: vncListenAddress[graphics.mode] }
     })

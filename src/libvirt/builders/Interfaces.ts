@@ -102,6 +102,10 @@ const libvirtInterface = (
     case "direct":
       return {
         ...common,
+        // libvirt 9.0 rejects <mtu> on direct interfaces ("setting MTU on interface type
+        // direct is not supported yet"). macvtap takes the MTU of its host device, and the
+        // guest gets NETWORKn_MTU from cloud-init instead.
+        mtu: undefined,
         type: "direct",
         source: { dev: required(nic.directDevice, nic, "direct device"), mode: "bridge" },
         portForwards: []

@@ -37,6 +37,17 @@ const jsonDevice = (properties: Record<string, string | number | undefined>): st
   JSON.stringify(properties)
 
 /**
+ * Picks the networks of a slirp NIC. The first NIC keeps QEMU's defaults, 10.0.2.0/24 and
+ * fec0::/64, where the host is 10.0.2.2 and fec0::2. NIC n gets 10.0.(n+1).0/24 and
+ * fec0:(n-1)::/64 with n-1 in hex. Two NICs in one subnet would let the guest send the replies
+ * of a forwarded connection out through the NIC whose slirp instance never saw it.
+ */
+export const userNetworkSubnets = (index: number): Array<string> =>
+  index === 1
+    ? []
+    : [`net=10.0.${index + 1}.0/24`, `ipv6-net=fec0:${(index - 1).toString(16)}::/64`]
+
+/**
  * Builds the `-netdev user` and `-device` arguments of one slirp NIC. `restrict=off` lets the guest
  * reach the host and the outside world. Each forward listens on every host address, so the
  * port a container publishes reaches it. IDs start with `vmr-` to stay clear of libvirt's own.
@@ -46,7 +57,11 @@ export const userNetworkArgs = (nic: UserNetworkNic): Array<string> => {
   const forwards = nic.forwards.map(
     (forward) => `hostfwd=${forward.protocol}::${forward.host}-:${forward.guest}`
   )
-  const netdev = [`user,id=${netdevId},restrict=off`, ...forwards].join(",")
+  const netdev = [
+    `user,id=${netdevId},restrict=off`,
+    ...userNetworkSubnets(nic.index),
+    ...forwards
+  ].join(",")
   const model = qemuNicDevices[nic.model]
   const device = jsonDevice({
     driver: model,

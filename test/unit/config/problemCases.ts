@@ -449,7 +449,12 @@ export const problemsCases: ReadonlyArray<ProblemCase> = [
   },
   {
     name: "REDFISH_PORT collides with NOVNC_PORT",
-    env: { GRAPHICS: "novnc", REDFISH_ENABLE: "1", REDFISH_PORT: "6080" },
+    env: {
+      GRAPHICS: "novnc",
+      REDFISH_ENABLE: "1",
+      REDFISH_PASSWORD: "s3cret",
+      REDFISH_PORT: "6080"
+    },
     problems: [["REDFISH_PORT", "port 6080 is already used by NOVNC_PORT"]]
   },
   {
@@ -457,6 +462,7 @@ export const problemsCases: ReadonlyArray<ProblemCase> = [
     env: {
       GRAPHICS: "novnc",
       REDFISH_ENABLE: "1",
+      REDFISH_PASSWORD: "s3cret",
       PORT_FWD: "2222:22,5900:5900,6080:80,8443:443"
     },
     problems: [
@@ -811,6 +817,7 @@ export const problemsCases: ReadonlyArray<ProblemCase> = [
       GRAPHICS: "novnc",
       PORT_FWD: "8080:80,5353:53/udp",
       REDFISH_ENABLE: "1",
+      REDFISH_PASSWORD: "s3cret",
       FILESYSTEM_SOURCE: "/share",
       FILESYSTEM_DRIVER: "9p",
       NETWORK2_MODE: "nat"

@@ -146,6 +146,12 @@ describe("buildNetwork bridge and direct", () => {
     expect(devices.interfaces[0]?.source).toEqual({ dev: "eth0", mode: "bridge" })
   })
 
+  test("direct NIC carries no MTU", () => {
+    const nic = makeNic({ mode: "direct", directDevice: "eth0", mtu: 1400 })
+    const devices = networkOf(makeNetwork([nic]))
+    expect(devices.interfaces[0]?.mtu).toBeUndefined()
+  })
+
   test("bridge without a name is an internal error", () => {
     expect(() => networkOf(makeNetwork([makeNic({ mode: "bridge" })]))).toThrow(
       "internal error: NIC 1 has mode bridge but no bridge"

@@ -6,7 +6,8 @@ import {
   escapeQemuOptionValue,
   nvmeDiskArgs,
   qemuNicDevices,
-  userNetworkArgs
+  userNetworkArgs,
+  userNetworkSubnets
 } from "../../../../src/libvirt/builders/QemuCommandline.ts"
 import { forward, makeInputs } from "../fixtures.ts"
 
@@ -47,7 +48,13 @@ describe("userNetworkArgs", () => {
 
   test("NIC without forwards", () => {
     const [, netdev] = userNetworkArgs({ ...userNic, index: 3, forwards: [] })
-    expect(netdev).toBe("user,id=vmr-net3,restrict=off")
+    expect(netdev).toBe("user,id=vmr-net3,restrict=off,net=10.0.4.0/24,ipv6-net=fec0:2::/64")
+  })
+
+  test("each NIC gets its own subnets", () => {
+    expect(userNetworkSubnets(1)).toEqual([])
+    expect(userNetworkSubnets(2)).toEqual(["net=10.0.3.0/24", "ipv6-net=fec0:1::/64"])
+    expect(userNetworkSubnets(16)).toEqual(["net=10.0.17.0/24", "ipv6-net=fec0:f::/64"])
   })
 
   test("boot order, ROM and MTU reach the device", () => {
