@@ -11,7 +11,7 @@ packages=(
   libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils
   ovmf ipxe-qemu swtpm swtpm-tools genisoimage xorriso libxml2-utils
   xz-utils bzip2 zstd zip unzip p7zip-full curl ca-certificates iproute2
-  openssh-client sshpass netcat-openbsd
+  openssh-client sshpass netcat-openbsd iputils-ping dnsmasq-base
   docker.io docker-compose
   novnc chromium python3-sushy redfishtool
   mmdebstrap e2fsprogs dosfstools mtools fdisk uuid-runtime debian-archive-keyring

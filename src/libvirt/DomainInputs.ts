@@ -52,6 +52,11 @@ export interface DomainInputs {
   readonly serialLog: string
   /** virtiofsd binary, for virtiofs shares. */
   readonly virtiofsd: string | undefined
+  /**
+   * How virtiofsd isolates itself: its own namespaces (the default), or chroot inside a
+   * container, where Docker's default seccomp profile forbids the namespaces and pivot_root.
+   */
+  readonly virtiofsSandbox: "namespace" | "chroot"
   /** /dev/dri render node, when `GPU=intel` and the host has one. */
   readonly renderNode: string | undefined
 }

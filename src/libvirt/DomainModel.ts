@@ -226,7 +226,7 @@ export interface DomainFilesystem {
   readonly type: "mount"
   readonly accessmode: "passthrough" | "mapped" | "squash"
   readonly driver: { readonly type: "virtiofs" | "path" }
-  readonly binary?: { readonly path: string } | undefined
+  readonly binary?: { readonly path: string; readonly sandbox?: "chroot" | undefined } | undefined
   readonly source: { readonly dir: string }
   readonly target: { readonly dir: string }
   readonly readonly: boolean

@@ -240,7 +240,11 @@ const controllerElement = (controller: DomainController): XmlElement =>
 const filesystemElement = (filesystem: DomainFilesystem): XmlElement =>
   element("filesystem", { type: filesystem.type, accessmode: filesystem.accessmode }, [
     element("driver", { type: filesystem.driver.type }),
-    filesystem.binary !== undefined && element("binary", { path: filesystem.binary.path }),
+    filesystem.binary !== undefined &&
+      element("binary", { path: filesystem.binary.path }, [
+        filesystem.binary.sandbox !== undefined &&
+          element("sandbox", { mode: filesystem.binary.sandbox })
+      ]),
     element("source", { dir: filesystem.source.dir }),
     element("target", { dir: filesystem.target.dir }),
     flag("readonly", filesystem.readonly)

@@ -148,7 +148,7 @@ export const portCheck = (
       name,
       ok: false,
       detail:
-        `${subject} is ${privileged}, and vm-runner lacks CAP_NET_BIND_SERVICE; keep that ` +
+        `${subject} is ${privileged}, and vm-runner lacks CAP_NET_BIND_SERVICE. Keep that ` +
         `capability (Docker grants it unless --cap-drop removes it), or give ${variable} a ` +
         `host port of ${start} or above`
     }
@@ -160,7 +160,7 @@ export const portCheck = (
       ok: false,
       detail:
         `${subject} is ${privileged}, and libvirt runs QEMU as ${user} (user in ` +
-        `${qemuConfPath}), which may not listen on it; give ${variable} a host port of ` +
+        `${qemuConfPath}), which may not listen on it. Give ${variable} a host port of ` +
         `${start} or above, or set user = "root" in ${qemuConfPath}`
     }
   }
@@ -177,7 +177,7 @@ export const portCheck = (
       name,
       ok: false,
       detail:
-        `${subject} is already in use by another program ('ss -lntup' shows which); stop it, ` +
+        `${subject} is already in use by another program ('ss -lntup' shows which). Stop it, ` +
         `or set ${variable} to a free port`
     }
   }
@@ -263,7 +263,7 @@ export const virtiofsSandboxCheck = (
             ok: false,
             detail:
               "virtiofsd cannot create the mount, PID and network namespaces of its sandbox " +
-              `(${stderr.trim() || `unshare exited with ${exitCode}`}); in a container, run ` +
+              `(${stderr.trim() || `unshare exited with ${exitCode}`}). In a container, run ` +
               "it with --cap-add SYS_ADMIN --security-opt seccomp=unconfined, or set " +
               "FILESYSTEM_DRIVER=9p (and FILESYSTEMn_DRIVER) to share through 9p instead"
           }
@@ -300,7 +300,11 @@ export const collectHostChecks = (
       const outcome = yield* Effect.promise(() => probeBind(hostPort.port, hostPort.protocol))
       checks.push(portCheck(hostPort, outcome, context))
     }
-    const sandbox = yield* virtiofsSandboxCheck(plan.config.filesystems, plan.domain.virtiofsd)
+    // With the chroot sandbox virtiofsd needs no namespaces, so there is nothing to probe.
+    const sandbox =
+      plan.domain.virtiofsSandbox === "chroot"
+        ? undefined
+        : yield* virtiofsSandboxCheck(plan.config.filesystems, plan.domain.virtiofsd)
     if (sandbox !== undefined) checks.push(sandbox)
     const warnings = [
       ...networkDeviceWarnings(plan.config, host),
@@ -310,9 +314,9 @@ export const collectHostChecks = (
   })
 
 /**
- * Returns `name` when a domain of that name is running, or undefined. Called while no other
- * vm-runner holds the VM directory's lock, such a domain was left by a crashed run, and the
- * run destroys it before it starts its own.
+ * Returns `name` when a domain of that name is running, or undefined. When no other vm-runner
+ * holds the VM directory's lock, such a domain was left by a crashed run, and the run destroys
+ * it before it starts its own.
  */
 export const runningLeftover = (name: string) =>
   Effect.gen(function* () {

@@ -14,6 +14,7 @@ import { webConsoleService } from "../webconsole/WebConsole.ts"
 import { accessBlock, hostBlock, vmBlock } from "./Banner.ts"
 import { attachConsole } from "./Console.ts"
 import { ensureLibvirt } from "./Daemons.ts"
+import { runHostChecks } from "./HostChecks.ts"
 import { fetchBootSource, resolveImages } from "./Images.ts"
 import { stopOnExit, waitForPowerOff } from "./Lifecycle.ts"
 import { applyPlan, checkHost, EnvironmentError, gatherFacts, makePlan } from "./Prepare.ts"
@@ -159,6 +160,7 @@ export const runVm = (
     const plan = makePlan(config, layout, facts)
     const problems = checkHost(plan)
     if (problems.length > 0) return yield* new EnvironmentError({ detail: problems.join("\n") })
+    yield* runHostChecks(plan)
     for (const note of plan.notes) yield* Effect.logInfo(note)
     for (const warning of plan.warnings) yield* Effect.logWarning(warning)
     const container = detectContainerRuntime()

@@ -30,6 +30,7 @@ export interface LaunchFacts {
   readonly directIo: boolean
   readonly filesystem: string
   readonly virtiofsd: string | undefined
+  readonly virtiofsSandbox: "namespace" | "chroot"
   readonly renderNode: string | undefined
   readonly blockSectorSizes: ReadonlyMap<string, number>
   readonly base: BaseImage
@@ -197,6 +198,7 @@ export const planLaunch = (
     blockSectorSizes: facts.blockSectorSizes,
     serialLog: layout.serialLog,
     virtiofsd: facts.virtiofsd,
+    virtiofsSandbox: facts.virtiofsSandbox,
     renderNode: config.devices.gpu === "intel" ? facts.renderNode : undefined
   }
   return { config, layout, workDisk, extraDisks, seed, installIso, domain, notes, warnings }

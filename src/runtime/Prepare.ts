@@ -17,6 +17,7 @@ import type { VmConfig } from "../domain/Config.ts"
 import { ExitCode } from "../domain/ExitCode.ts"
 import type { Layout } from "../domain/Layout.ts"
 import { chooseAcceleratorCached } from "../host/Accelerator.ts"
+import { detectContainerRuntime } from "../host/ContainerRuntime.ts"
 import { Libvirt } from "../libvirt/Libvirt.ts"
 import { filesystemName, supportsDirectIo } from "../storage/DirectIo.ts"
 import { QemuImg } from "../storage/QemuImg.ts"
@@ -128,6 +129,9 @@ export const gatherFacts = Effect.fn("Prepare.gatherFacts")(function* (
     directIo: supportsDirectIo(probeDir),
     filesystem: filesystemName(probeDir),
     virtiofsd: findVirtiofsd(),
+    // A container already isolates virtiofsd, and its default seccomp profile forbids the
+    // namespaces and pivot_root(2) of virtiofsd's own sandbox.
+    virtiofsSandbox: detectContainerRuntime().engine === "none" ? "namespace" : "chroot",
     renderNode: findRenderNode(),
     blockSectorSizes,
     base: images.base,

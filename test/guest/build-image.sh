@@ -11,7 +11,7 @@
 #   p1    1 MiB  BIOS boot partition: GRUB's i386-pc core.img, loaded by the MBR boot code
 #   p2  126 MiB  EFI system partition: Microsoft-signed shim -> Debian-signed GRUB
 #   p3     rest  ext4 root; last, so that cloud-init's growpart can grow it into a bigger disk
-# Guest contents: linux-image-cloud-amd64, systemd, cloud-init (NoCloud and None only),
+# Guest contents: linux-image-amd64, systemd, cloud-init (NoCloud and None only),
 # qemu-guest-agent (started early), openssh-server, sudo, and the few tools the tests run in
 # the guest (iproute2, procps, netcat-openbsd, e2fsprogs).
 #
@@ -101,9 +101,9 @@ ESP_UUID=${ESP_ID:0:4}-${ESP_ID:4:4}
 
 # ------------------------------------------------------------------------------- root tree
 GUEST_PACKAGES=(
-  # The cloud kernel flavour is much smaller than the generic one and has the virtio drivers.
-  # It has no AHCI driver, so a seed disk must be virtio (blk or scsi), not SATA.
-  linux-image-cloud-amd64
+  # The generic kernel, not the smaller cloud flavour: the tests need 9p (shares), AHCI (SATA
+  # disks) and the emulated NIC models (e1000, rtl8139), which the cloud kernel leaves out.
+  linux-image-amd64
   # init, device manager, and the D-Bus/logind pieces hostnamectl and SSH sessions rely on
   systemd-sysv udev dbus libpam-systemd
   # first-boot configuration; cloud-guest-utils has growpart

@@ -9,7 +9,13 @@ const filesystem = (inputs: DomainInputs, share: FilesystemShare): DomainFilesys
     // libvirt accepts only passthrough for virtiofs.
     accessmode: virtiofs ? "passthrough" : share.accessMode,
     driver: { type: virtiofs ? "virtiofs" : "path" },
-    binary: virtiofs && inputs.virtiofsd !== undefined ? { path: inputs.virtiofsd } : undefined,
+    binary:
+      virtiofs && inputs.virtiofsd !== undefined
+        ? {
+            path: inputs.virtiofsd,
+            ...(inputs.virtiofsSandbox === "chroot" ? { sandbox: "chroot" as const } : {})
+          }
+        : undefined,
     source: { dir: share.source },
     target: { dir: share.tag },
     // NOTE: where libvirt cannot make a virtiofs share read-only, the host side stays

@@ -197,6 +197,7 @@ export const baseInputs: DomainInputs = {
   config: baseConfig,
   uuid: "6b1c6d4e-2f0a-4c1e-9b7a-3d5e8f9a0b1c",
   accel: "kvm",
+  virtiofsSandbox: "namespace",
   workDisk: { path: `${vmDir}/disk.qcow2`, format: "qcow2" },
   extraDisks: [],
   seedIso: `${vmDir}/seed.iso`,

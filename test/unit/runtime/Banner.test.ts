@@ -201,6 +201,7 @@ describe("vmBlock", () => {
     accelerator: { accel: "kvm", reason: "KVM ran a test guest" },
     passt: false,
     virtiofsReadonly: false,
+    virtiofsSandbox: "namespace",
     hostCpu: amdHost,
     directIo: true,
     filesystem: "ext4",

@@ -27,6 +27,7 @@ const makeFacts = (overrides: Partial<LaunchFacts> = {}): LaunchFacts => ({
   accelerator: { accel: "kvm", reason: "KVM ran a test guest" },
   passt: false,
   virtiofsReadonly: false,
+  virtiofsSandbox: "namespace",
   hostCpu: amdHost,
   directIo: true,
   filesystem: "ext4",

@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test"
+import { renderDomainXml } from "../../../../src/libvirt/BuildDomain.ts"
 import { buildFilesystems } from "../../../../src/libvirt/builders/Filesystems.ts"
 import { makeInputs, makeShare } from "../fixtures.ts"
 
@@ -18,6 +19,26 @@ describe("buildFilesystems", () => {
       target: { dir: "share" },
       readonly: false
     })
+  })
+
+  test("virtiofs in a container uses the chroot sandbox", () => {
+    const inputs = makeInputs({
+      virtiofsSandbox: "chroot",
+      config: { filesystems: [makeShare()] }
+    })
+    expect(buildFilesystems(inputs)[0]?.binary).toEqual({
+      path: "/usr/lib/qemu/virtiofsd",
+      sandbox: "chroot"
+    })
+  })
+
+  test("chroot sandbox is serialized inside binary", () => {
+    const xml = renderDomainXml(
+      makeInputs({ virtiofsSandbox: "chroot", config: { filesystems: [makeShare()] } })
+    )
+    expect(xml).toContain(
+      "<binary path='/usr/lib/qemu/virtiofsd'>\n        <sandbox mode='chroot'/>\n      </binary>"
+    )
   })
 
   test("virtiofs without a known binary leaves it to libvirt", () => {
