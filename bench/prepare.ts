@@ -31,22 +31,33 @@ const makeBase = (size: string): string => {
   return path
 }
 
-const secondsUntil = async (
+/**
+ * Reads the child's stderr to the end, so vm-runner never writes into a closed pipe, and
+ * resolves `matched` with the seconds at which each pattern first appeared.
+ */
+const watchStderr = (
   child: ReturnType<typeof spawn>,
   started: number,
   patterns: ReadonlyArray<RegExp>
-): Promise<Array<number>> => {
+) => {
+  let resolveMatched: (found: Array<number>) => void = () => undefined
+  const matched = new Promise<Array<number>>((resolve) => {
+    resolveMatched = resolve
+  })
   const found: Array<number> = []
-  let text = ""
-  const decoder = new TextDecoder()
-  for await (const chunk of child.stderr as ReadableStream<Uint8Array>) {
-    text += decoder.decode(chunk, { stream: true })
-    while (found.length < patterns.length && patterns[found.length]?.test(text)) {
-      found.push((performance.now() - started) / 1000)
+  const finished = (async () => {
+    let text = ""
+    const decoder = new TextDecoder()
+    for await (const chunk of child.stderr as ReadableStream<Uint8Array>) {
+      text += decoder.decode(chunk, { stream: true })
+      while (found.length < patterns.length && patterns[found.length]?.test(text)) {
+        found.push((performance.now() - started) / 1000)
+      }
+      if (found.length === patterns.length) resolveMatched(found)
     }
-    if (found.length === patterns.length) break
-  }
-  return found
+    resolveMatched(found)
+  })()
+  return { matched, finished }
 }
 
 const measure = async (base: string, label: string) => {
@@ -71,14 +82,12 @@ const measure = async (base: string, label: string) => {
       stdout: "ignore",
       stderr: "pipe"
     })
-    const [definedAt, startedAt] = await secondsUntil(child, started, [
-      /domain defined/,
-      /domain started/
-    ])
+    const watch = watchStderr(child, started, [/domain defined/, /domain started/])
+    const [definedAt, startedAt] = await watch.matched
     child.kill("SIGTERM")
     await Bun.sleep(200)
     child.kill("SIGTERM")
-    await child.exited
+    await Promise.all([child.exited, watch.finished])
     if (definedAt === undefined || startedAt === undefined) throw new Error(`run ${name} failed`)
     defined.push(definedAt * 1000)
     startedTimes.push(startedAt * 1000)

@@ -1,4 +1,5 @@
-import { Data, Result } from "effect"
+import * as Data from "effect/Data"
+import * as Result from "effect/Result"
 // NOTE: import this file only once: Bun's bundler keeps one module per path, so a second
 // import of distros.yaml with `{ type: "text" }` would turn this one into text as well.
 import builtInDocument from "../../distros.yaml"
@@ -6,6 +7,9 @@ import { editDistance } from "../config/KnownVariables.ts"
 import { normalizeArch } from "../domain/Arch.ts"
 import type { Arch, Distro, ImageChecksum } from "../domain/Config.ts"
 import { ExitCode } from "../domain/ExitCode.ts"
+
+/** Where a mounted catalogue replaces the built-in one, as in the container image's docs. */
+export const mountedCataloguePath = "/config/distros.yaml"
 
 /** The distributions `DISTRO` can name, keyed by `DISTRO` value, in file order. */
 export type Catalogue = ReadonlyMap<string, Distro>

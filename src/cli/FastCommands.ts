@@ -1,6 +1,10 @@
-import { Result } from "effect"
-import { builtInCatalogue, type Catalogue, parseCatalogue } from "../catalogue/Catalogue.ts"
-import { mountedCataloguePath } from "../config/LoadConfig.ts"
+import * as Result from "effect/Result"
+import {
+  builtInCatalogue,
+  type Catalogue,
+  mountedCataloguePath,
+  parseCatalogue
+} from "../catalogue/Catalogue.ts"
 import { resolveConfig } from "../config/Resolve.ts"
 import { normalizeArch } from "../domain/Arch.ts"
 import { ExitCode } from "../domain/ExitCode.ts"

@@ -55,6 +55,10 @@ const exitCodeOf = (exit: Exit.Exit<unknown, unknown>): number => {
  * the guest down; a second one cuts the graceful shutdown short.
  */
 export const runCli = async (args: ReadonlyArray<string>): Promise<number> => {
+  // A reader that goes away (a closed pipe, a detached log driver) must not end the run before
+  // the guest is shut down: write errors on the standard streams are dropped instead.
+  process.stdout.on("error", () => undefined)
+  process.stderr.on("error", () => undefined)
   const verbose = /^(1|true|yes|on)$/i.test(process.env.LOG_VERBOSE?.trim() ?? "")
   const program = cli(normalizeArgs(args)).pipe(
     Effect.provide(Layer.mergeAll(BunServices.layer, loggingLayer(verbose)))

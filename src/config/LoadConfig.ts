@@ -3,14 +3,12 @@ import {
   builtInCatalogue,
   type Catalogue,
   CatalogueError,
+  mountedCataloguePath,
   parseCatalogue
 } from "../catalogue/Catalogue.ts"
 import type { HostFacts } from "../host/HostFacts.ts"
 import type { EnvMap } from "./Env.ts"
 import { type ConfigError, type Resolved, resolveConfig } from "./Resolve.ts"
-
-/** Where a mounted catalogue replaces the built-in one, as in the container image's docs. */
-export const mountedCataloguePath = "/config/distros.yaml"
 
 export interface LoadedCatalogue {
   readonly catalogue: Catalogue

@@ -1,4 +1,6 @@
-import { Data, Result } from "effect"
+// Subpath imports keep the start-up path of --show-config clear of effect's barrel module.
+import * as Data from "effect/Data"
+import * as Result from "effect/Result"
 import type { Catalogue } from "../catalogue/Catalogue.ts"
 import type { Boot, BootDevice, Network, Nic, VmConfig } from "../domain/Config.ts"
 import { ExitCode } from "../domain/ExitCode.ts"

@@ -6,7 +6,7 @@ import { join } from "node:path"
  *   <root>/base/             cached and converted images, shared by every VM
  *   <root>/base/downloads/   partial downloads and their metadata
  *   <root>/vms/<name>/       one VM: disks, seed, firmware variables, TPM state, lock
- *   <root>/state/            program state: KVM probe result, certificates, run records
+ *   <root>/state/            program state: boot reports, certificates
  */
 export interface Layout {
   readonly root: string
@@ -27,7 +27,6 @@ export interface Layout {
   readonly serialLog: string
   readonly bootReport: string
   readonly runRecord: string
-  readonly kvmProbe: string
   readonly certsDir: string
 }
 
@@ -55,7 +54,6 @@ export const makeLayout = (root: string, vmName: string): Layout => {
     serialLog: join(vmDir, "serial.log"),
     bootReport: join(stateDir, "boot-reports", `${vmName}.json`),
     runRecord: join(stateDir, "running", `${vmName}.json`),
-    kvmProbe: join(stateDir, "kvm-probe.json"),
     certsDir: join(stateDir, "certs")
   }
 }

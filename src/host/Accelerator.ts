@@ -158,14 +158,15 @@ const readCachedChoice = (file: string, key: string): AcceleratorChoice | undefi
  */
 export const chooseAcceleratorCached = Effect.fn("Accelerator.chooseCached")(function* (
   config: VmConfig,
-  cacheFile: string | undefined
+  cacheFile: string,
+  options: { readonly write: boolean }
 ) {
   const key = JSON.stringify({ boot: bootId(), argv: probeArgv(config, "").slice(0, 6) })
-  const cached = cacheFile === undefined ? undefined : readCachedChoice(cacheFile, key)
+  const cached = readCachedChoice(cacheFile, key)
   if (cached !== undefined)
     return { ...cached, reason: `${cached.reason} (probed earlier this boot)` }
   const choice = yield* chooseAccelerator(config)
-  if (cacheFile !== undefined) {
+  if (options.write) {
     yield* Effect.sync(() => {
       mkdirSync(dirname(cacheFile), { recursive: true })
       writeFileSync(`${cacheFile}.tmp`, JSON.stringify({ key, choice }))

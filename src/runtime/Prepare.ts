@@ -10,7 +10,7 @@ import {
   symlinkSync,
   writeFileSync
 } from "node:fs"
-import { dirname } from "node:path"
+import { dirname, join } from "node:path"
 import { Data, Effect } from "effect"
 import { renderSeedFiles, Seed } from "../cloudinit/Seed.ts"
 import type { VmConfig } from "../domain/Config.ts"
@@ -33,6 +33,7 @@ import {
 import { planDomainXml } from "./MachineControl.ts"
 import type { BaseImage, LaunchFacts, LaunchPlan, PlannedDisk } from "./Plan.ts"
 import { planLaunch } from "./Plan.ts"
+import { runRecordDir } from "./RunRecord.ts"
 
 export class EnvironmentError extends Data.TaggedError("EnvironmentError")<{
   readonly detail: string
@@ -64,6 +65,12 @@ const vmUuid = (layout: Layout): string => {
   return derivedUuid(layout)
 }
 
+/**
+ * The KVM probe's result, kept in /run (a tmpfs on hosts and in containers) because it holds
+ * only until the host reboots, and every data directory on this host shares it.
+ */
+export const kvmProbeCache = (): string => join(runRecordDir(), "kvm-probe.json")
+
 /** libvirt accepts `<readonly/>` on virtiofs shares from version 11. */
 const virtiofsReadonlyMajor = 11
 
@@ -88,10 +95,7 @@ export const gatherFacts = Effect.fn("Prepare.gatherFacts")(function* (
   const libvirt = yield* Libvirt
   const qemuImg = yield* QemuImg
 
-  const accelerator = yield* chooseAcceleratorCached(
-    config,
-    probeOnly ? undefined : layout.kvmProbe
-  )
+  const accelerator = yield* chooseAcceleratorCached(config, kvmProbeCache(), { write: !probeOnly })
   const virtType = accelerator.accel === "kvm" ? "kvm" : "qemu"
   // Both queries make libvirt consult its QEMU capabilities, so ask only when they matter.
   const domainCapabilities = config.network.nics.some((nic) => nic.mode === "nat")

@@ -6,7 +6,7 @@ import { join } from "node:path"
  * container find it without being told. /run is a tmpfs in containers and on systemd hosts,
  * so a record never outlives a reboot.
  */
-export const runRecordDir = process.env.VM_RUNNER_RUN_DIR ?? "/run/vm-runner"
+export const runRecordDir = (): string => process.env.VM_RUNNER_RUN_DIR ?? "/run/vm-runner"
 
 export interface RunRecord {
   readonly domain: string
@@ -17,14 +17,14 @@ export interface RunRecord {
 }
 
 export const writeRunRecord = (record: RunRecord): void => {
-  mkdirSync(runRecordDir, { recursive: true })
-  const path = join(runRecordDir, `${record.domain}.json`)
+  mkdirSync(runRecordDir(), { recursive: true })
+  const path = join(runRecordDir(), `${record.domain}.json`)
   writeFileSync(`${path}.tmp`, JSON.stringify(record))
   renameSync(`${path}.tmp`, path)
 }
 
 export const removeRunRecord = (domain: string): void =>
-  rmSync(join(runRecordDir, `${domain}.json`), { force: true })
+  rmSync(join(runRecordDir(), `${domain}.json`), { force: true })
 
 const isAlive = (pid: number): boolean => {
   try {
@@ -39,14 +39,14 @@ const isAlive = (pid: number): boolean => {
 export const liveRunRecords = (): ReadonlyArray<RunRecord> => {
   let names: Array<string>
   try {
-    names = readdirSync(runRecordDir).filter((name) => name.endsWith(".json"))
+    names = readdirSync(runRecordDir()).filter((name) => name.endsWith(".json"))
   } catch {
     return []
   }
   return names
     .flatMap((name) => {
       try {
-        return [JSON.parse(readFileSync(join(runRecordDir, name), "utf8")) as RunRecord]
+        return [JSON.parse(readFileSync(join(runRecordDir(), name), "utf8")) as RunRecord]
       } catch {
         return []
       }

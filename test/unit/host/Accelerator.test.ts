@@ -95,10 +95,11 @@ describe("chooseAccelerator", () => {
 })
 
 describe("chooseAcceleratorCached", () => {
-  test.skipIf(hostArch() !== "x86_64")("aarch64 guest without a cache file", async () => {
+  test.skipIf(hostArch() !== "x86_64")("aarch64 guest without writing the cache", async () => {
     const calls: Array<ReadonlyArray<string>> = []
+    const cacheFile = "/nonexistent/vm-runner-test/kvm-probe.json"
     const choice = await Effect.runPromise(
-      chooseAcceleratorCached(makeConfig(aarch64Guest), undefined).pipe(
+      chooseAcceleratorCached(makeConfig(aarch64Guest), cacheFile, { write: false }).pipe(
         Effect.provide(recordingExec(calls))
       )
     )

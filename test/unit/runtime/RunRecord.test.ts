@@ -24,19 +24,19 @@ const record = (domain: string, pid: number, startedAt: string): RunRecordModule
   startedAt
 })
 
+const previousRunDir = process.env.VM_RUNNER_RUN_DIR
+
 beforeAll(async () => {
-  // RunRecord reads VM_RUNNER_RUN_DIR once, when it is first imported.
+  // RunRecord reads VM_RUNNER_RUN_DIR at each call, so the tests point it at a temp directory.
   process.env.VM_RUNNER_RUN_DIR = runDir
   records = await import("../../../src/runtime/RunRecord.ts")
-  delete process.env.VM_RUNNER_RUN_DIR
-  if (records.runRecordDir !== runDir) {
-    throw new Error(
-      `RunRecord.ts was imported before this test set VM_RUNNER_RUN_DIR (it uses ${records.runRecordDir})`
-    )
-  }
 })
 
-afterAll(() => rmSync(root, { recursive: true, force: true }))
+afterAll(() => {
+  if (previousRunDir === undefined) delete process.env.VM_RUNNER_RUN_DIR
+  else process.env.VM_RUNNER_RUN_DIR = previousRunDir
+  rmSync(root, { recursive: true, force: true })
+})
 
 describe("liveRunRecords", () => {
   test("missing directory has none", () => {
