@@ -6,7 +6,9 @@
 # Needs BuildKit: the default builder since Docker 23, and DOCKER_BUILDKIT=1 on older Docker.
 # Build arguments:
 #   AARCH64=false     leave out qemu-system-aarch64 and its UEFI firmware (x86_64 guests only)
-#   PASST=true        add passt, whose containers then need --security-opt seccomp=unconfined
+#   PASST=false       leave out passt. With it, NAT uses passt when the container may create a
+#                     user namespace (--security-opt seccomp=unconfined, Podman), and QEMU's own
+#                     user networking otherwise (Docker's default seccomp profile)
 #   BUN_VERSION       the Bun release that compiles the binary, from the npm registry
 #   DEBIAN_IMAGE      the Debian 13 base of every stage
 # Behind a TLS-intercepting proxy, pass the proxy's CA certificates (a PEM bundle) as a secret:
@@ -51,7 +53,7 @@ RUN apt-get update \
 # ---- runtime ------------------------------------------------------------------------------------
 FROM ${DEBIAN_IMAGE}
 ARG AARCH64=true
-ARG PASST=false
+ARG PASST=true
 ARG DEBIAN_FRONTEND=noninteractive
 
 # dpkg filters that keep out documentation, translations, and unused emulators and firmware.

@@ -91,7 +91,9 @@ export const vmBlock = (plan: LaunchPlan): string => {
         ? ` on ${nic.bridge}`
         : nic.mode === "direct"
           ? ` on ${nic.directDevice}`
-          : ""
+          : domain.passt
+            ? " through passt"
+            : " through QEMU user networking"
     rows.push([
       `NIC ${nic.index}`,
       `${nic.mode}${where} (${nic.model}) ${nic.mac}${nic.mtu === undefined ? "" : ` mtu ${nic.mtu}`}`

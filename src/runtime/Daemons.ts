@@ -26,7 +26,7 @@ const socketNames = [
 ]
 
 /**
- * How long to wait for a freshly started libvirtd to answer: it needs about a second on the
+ * How long to wait for a freshly started libvirtd to respond: it needs about a second on the
  * test machine, and up to several when it probes QEMU capabilities for the first time.
  */
 const daemonStartSchedule = Schedule.spaced("200 millis").pipe(Schedule.upTo({ times: 150 }))
@@ -64,7 +64,7 @@ const drain = (name: string, stream: Stream.Stream<Uint8Array, unknown>) =>
   )
 
 /**
- * Makes sure libvirtd answers at `uri`. When nothing answers at the local system URI and the
+ * Makes sure libvirtd responds at `uri`. When nothing responds at the local system URI and the
  * daemons are installed (the container case), starts virtlogd and libvirtd as children of
  * this process, for the lifetime of the scope.
  */
@@ -90,7 +90,7 @@ export const ensureLibvirt = Effect.fn("Daemons.ensureLibvirt")(function* (uri: 
       const path = `${dir}/${name}`
       const state = yield* Effect.promise(() => socketState(path))
       states.set(name, state === "listening" ? "listening" : (states.get(name) ?? state))
-      // Only a socket nobody listens on is stale; a busy daemon's socket is never removed.
+      // Only a socket without a listener is stale, so a busy daemon's socket is never removed.
       if (state === "refused") {
         yield* Effect.logInfo(`removing stale socket ${path}`)
         rmSync(path, { force: true })

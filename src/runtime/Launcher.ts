@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { Data, Effect, Exit, Fiber } from "effect"
+import { Data, Effect, Fiber, Result } from "effect"
 import type { ConfigError, Resolved } from "../config/Resolve.ts"
 import type { VmConfig } from "../domain/Config.ts"
 import { ExitCode } from "../domain/ExitCode.ts"
@@ -17,6 +17,8 @@ import { ensureLibvirt } from "./Daemons.ts"
 import { runHostChecks } from "./HostChecks.ts"
 import { fetchBootSource, resolveImages } from "./Images.ts"
 import { stopOnExit, waitForPowerOff } from "./Lifecycle.ts"
+import { planDomainXml } from "./MachineControl.ts"
+import type { LaunchPlan } from "./Plan.ts"
 import { applyPlan, checkHost, EnvironmentError, gatherFacts, makePlan } from "./Prepare.ts"
 import { waitForAgent, waitForCloudInit, waitForKernel } from "./Readiness.ts"
 import { removeRunRecord, writeRunRecord } from "./RunRecord.ts"
@@ -30,12 +32,12 @@ export class GuestFailed extends Data.TaggedError("GuestFailed")<{ readonly deta
   }
 }
 
-/** A marker that tells later runs this VM directory holds a persistent disk. */
+/** A marker file: this VM directory contains a persistent disk, which later runs must keep. */
 const persistentMarker = (layout: Layout) => join(layout.vmDir, ".persistent")
 
 /**
  * Clears a VM directory left by an earlier ephemeral run that crashed, and refuses to touch
- * one that holds a persistent disk while PERSIST is off: that disk is user data.
+ * one that contains a persistent disk while PERSIST is off: that disk is user data.
  */
 const prepareVmDir = (config: VmConfig, layout: Layout) =>
   Effect.gen(function* () {
@@ -60,7 +62,7 @@ const prepareVmDir = (config: VmConfig, layout: Layout) =>
     }
   })
 
-/** Removes the VM directory of an ephemeral run, which holds only files this run created. */
+/** Removes the VM directory of an ephemeral run, which contains only files this run created. */
 const removeEphemeralDir = (config: VmConfig, layout: Layout) =>
   Effect.sync(() => {
     if (!config.runtime.persist) rmSync(layout.vmDir, { recursive: true, force: true })
@@ -81,6 +83,29 @@ const replaceLeftoverDomain = (name: string) =>
     }
     if (state !== "shut off") yield* libvirt.destroy(name).pipe(Effect.ignore)
     yield* libvirt.undefine(name)
+  })
+
+/**
+ * Starts the domain. When passt was chosen and fails to start (a sandbox the probe could not
+ * foresee, such as a seccomp rule on another syscall), the domain is defined again with QEMU's
+ * user networking, which has the same port forwards, and started once more.
+ */
+const startDomain = (plan: LaunchPlan) =>
+  Effect.gen(function* () {
+    const libvirt = yield* Libvirt
+    const name = plan.config.name
+    const started = yield* libvirt.start(name).pipe(Effect.result)
+    if (Result.isSuccess(started)) return
+    const error = started.failure
+    if (!plan.domain.passt || !/passt/i.test(error.detail)) return yield* error
+    yield* Effect.logWarning(
+      `passt failed to start (${error.detail.split("\n")[0]}); using QEMU's user networking`
+    )
+    const fallback: LaunchPlan = { ...plan, domain: { ...plan.domain, passt: false } }
+    writeFileSync(plan.layout.domainXml, planDomainXml(fallback))
+    yield* libvirt.undefine(name)
+    yield* libvirt.define(plan.layout.domainXml, name)
+    yield* libvirt.start(name)
   })
 
 /** Headless: wait for the agent, then cloud-init, logging each phase and its duration. */
@@ -177,7 +202,7 @@ export const runVm = (
     )
     yield* timeline.mark("define", "domain defined")
 
-    yield* Effect.acquireRelease(libvirt.start(config.name), () =>
+    yield* Effect.acquireRelease(startDomain(plan), () =>
       stopOnExit(config.name, config.runtime.shutdownTimeout)
     )
     yield* timeline.mark("start", "domain started")
@@ -222,5 +247,3 @@ export const runVm = (
     yield* Fiber.interrupt(readiness)
     yield* Effect.logInfo("the guest powered off")
   }).pipe(Effect.scoped, Effect.annotateLogs({ vm: initial.config.name }))
-
-export { Exit }

@@ -39,16 +39,16 @@ const poweredOffWithin = (domain: string, limit: Duration.Input) =>
 
 /**
  * How long a guest gets to react to the power button before the guest agent is asked as well.
- * Guests that handle ACPI start powering off within a second or two; some images ignore the
+ * Guests that handle ACPI start powering off within a second or two. Some images ignore the
  * button altogether (no ACPI button driver loaded, a firmware menu, an installer).
  */
 export const acpiGrace = Duration.seconds(10)
 
 /**
- * Powers the guest off: an ACPI power-button press, repeated every few seconds because a press
- * during early boot is lost; after `acpiGrace`, the guest agent's shutdown as well, retried
- * until the agent accepts it; a hard stop when `timeoutSeconds` have passed. A second signal
- * skips straight to the hard stop. Returns true when the guest powered itself off.
+ * Powers the guest off. It presses the ACPI power button every few seconds, because a press
+ * during early boot is lost. After `acpiGrace` it also requests the guest agent's shutdown,
+ * until the agent accepts it. When `timeoutSeconds` have passed, or at a second signal, it
+ * stops the guest hard. Returns true when the guest powered itself off.
  */
 export const shutdownGuest = Effect.fn("Lifecycle.shutdownGuest")(function* (
   domain: string,

@@ -6,7 +6,7 @@ import type { AcceleratorChoice } from "../host/Accelerator.ts"
 import type { DomainInputs, HostCpu } from "../libvirt/DomainInputs.ts"
 import { firmwareFor } from "./Facts.ts"
 
-/** Where the work disk's content comes from. */
+/** The source of the work disk's content. */
 export type BaseImage =
   | {
       readonly _tag: "Image"

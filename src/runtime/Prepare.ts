@@ -19,6 +19,7 @@ import type { Layout } from "../domain/Layout.ts"
 import { chooseAcceleratorCached } from "../host/Accelerator.ts"
 import { detectContainerRuntime } from "../host/ContainerRuntime.ts"
 import { Libvirt } from "../libvirt/Libvirt.ts"
+import { Exec } from "../process/Exec.ts"
 import { filesystemName, supportsDirectIo } from "../storage/DirectIo.ts"
 import { QemuImg } from "../storage/QemuImg.ts"
 import {
@@ -71,6 +72,35 @@ const vmUuid = (layout: Layout): string => {
  */
 export const kvmProbeCache = (): string => join(runRecordDir(), "kvm-probe.json")
 
+/**
+ * How long the user-namespace probe may take; `unshare` returns in milliseconds either way, so
+ * this only bounds a hung process.
+ */
+const userNamespaceProbeTimeout = "5 seconds"
+
+/**
+ * Tells whether this process may create a user namespace, which passt needs for its sandbox.
+ * Docker's default seccomp profile forbids it, and passt then exits at start ("Couldn't create
+ * user namespace"), so NAT falls back to QEMU's user networking.
+ */
+const canCreateUserNamespace = Effect.gen(function* () {
+  const exec = yield* Exec
+  const result = yield* exec
+    .run(["unshare", "--user", "--map-root-user", "true"], {
+      allowFailure: true,
+      timeout: userNamespaceProbeTimeout
+    })
+    .pipe(Effect.option)
+  const allowed = result._tag === "Some" && result.value.exitCode === 0
+  if (!allowed) {
+    yield* Effect.logInfo(
+      "passt cannot create its user namespace here (in Docker, run with --security-opt " +
+        "seccomp=unconfined to allow it); NAT uses QEMU's user networking instead"
+    )
+  }
+  return allowed
+})
+
 /** libvirt accepts `<readonly/>` on virtiofs shares from version 11. */
 const virtiofsReadonlyMajor = 11
 
@@ -78,7 +108,7 @@ const virtiofsReadonlyMajor = 11
 export const libvirtMajorVersion = (versionText: string): number =>
   Number(/Using library: libvirt (\d+)\./.exec(versionText)?.[1] ?? 0)
 
-/** The nearest existing directory at or above `path`, for probes before the VM dir exists. */
+/** Finds the nearest existing directory at or above `path`, for probes before the VM dir exists. */
 const existingDir = (path: string): string => {
   let current = path
   while (!existsSync(current) && current !== "/") current = dirname(current)
@@ -127,7 +157,7 @@ export const gatherFacts = Effect.fn("Prepare.gatherFacts")(function* (
   }
   return {
     accelerator,
-    passt: supportsPasst(domainCapabilities),
+    passt: supportsPasst(domainCapabilities) && (yield* canCreateUserNamespace),
     virtiofsReadonly: libvirtMajorVersion(version) >= virtiofsReadonlyMajor,
     hostCpu: readHostCpu(),
     directIo: supportsDirectIo(probeDir),
@@ -193,7 +223,7 @@ const applyDisk = Effect.fn("Prepare.applyDisk")(function* (disk: PlannedDisk) {
   }
 })
 
-/** Where libvirt keeps an emulated TPM's state, by domain UUID (libvirt 9 to 11). */
+/** The directory in which libvirt keeps an emulated TPM's state, by domain UUID (libvirt 9 to 11). */
 export const libvirtTpmStateDir = "/var/lib/libvirt/swtpm"
 
 /**

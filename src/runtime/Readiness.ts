@@ -5,7 +5,7 @@ import { Libvirt } from "../libvirt/Libvirt.ts"
 class AgentNotReady extends Data.TaggedError("AgentNotReady")<{ readonly detail: string }> {}
 
 /**
- * Agent polling: 100 ms at first, doubling to at most 2 s. Under TCG the agent answers 20 to
+ * Agent polling: 100 ms at first, doubling to at most 2 s. Under TCG the agent responds 20 to
  * 60 s after start, so polling faster than that only burns host CPU the guest needs.
  */
 export const agentPollSchedule = Schedule.min([
@@ -13,7 +13,7 @@ export const agentPollSchedule = Schedule.min([
   Schedule.spaced("2 seconds")
 ])
 
-/** How often to look for cloud-init's result file, once the agent answers. */
+/** How often to look for cloud-init's result file, once the agent responds. */
 export const cloudInitPollSchedule = Schedule.spaced("2 seconds")
 
 /** Sends one guest-agent command through libvirt and returns its `return` value. */
@@ -33,7 +33,7 @@ export const agentCommand = (domain: string, execute: string, args?: object, tim
     return (JSON.parse(text) as { return: unknown }).return
   })
 
-/** Polls guest-ping until the agent answers or `limit` passes; returns whether it answered. */
+/** Polls guest-ping until the agent responds or `limit` passes, and returns whether it did. */
 export const waitForAgent = (domain: string, limit: `${number} ${"seconds" | "minutes"}`) =>
   agentCommand(domain, "guest-ping").pipe(
     Effect.retry(agentPollSchedule),

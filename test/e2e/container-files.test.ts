@@ -92,11 +92,11 @@ describe("Dockerfile", () => {
     }
   })
 
-  test("runtime installs no Python or passt by default", () => {
+  test("runtime installs no Python, and passt by default", () => {
     const runtimeInstall = instructions().find((line) => line.includes("libvirt-daemon"))
     expect(runtimeInstall).toBeDefined()
     expect(runtimeInstall).not.toMatch(/python|websockify|novnc /)
-    expect(dockerfile).toContain("ARG PASST=false")
+    expect(dockerfile).toContain("ARG PASST=true")
     expect(runtimeInstall).toContain('if [ "$PASST" = true ]')
   })
 

@@ -270,7 +270,7 @@ describe("vmBlock", () => {
   })
 
   test("NIC rows by mode", () => {
-    expect(rowOf(full, "NIC 1")).toBe("nat (virtio) 52:54:00:00:00:01")
+    expect(rowOf(full, "NIC 1")).toBe("nat through QEMU user networking (virtio) 52:54:00:00:00:01")
     expect(rowOf(full, "NIC 2")).toBe("bridge on br0 (virtio) 52:54:00:00:00:02 mtu 9000")
     expect(rowOf(full, "NIC 3")).toBe("direct on eth1 (e1000e) 52:54:00:00:00:03")
   })
