@@ -84,7 +84,7 @@ const healthCommand = Command.make(
     checkHealth(Option.getOrUndefined(domain), cloudInit).pipe(
       Effect.provide(libvirtLayer(env.LIBVIRT_URI?.trim() || "qemu:///system"))
     )
-).pipe(Command.withDescription("Exit 0 when the VM runs and its guest agent answers"))
+).pipe(Command.withDescription("Exit 0 when the VM runs and its guest agent responds"))
 
 const root = Command.make(
   "vm-runner",

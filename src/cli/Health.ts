@@ -12,7 +12,7 @@ export class Unhealthy extends Data.TaggedError("Unhealthy")<{ readonly reason: 
 }
 
 /**
- * Reports healthy when the domain runs and its guest agent answers, and, with
+ * Reports healthy when the domain runs and its guest agent responds, and, with
  * `requireCloudInit`, when cloud-init has finished. Used by the image's HEALTHCHECK and by
  * Kubernetes probes.
  */
@@ -39,5 +39,5 @@ export const checkHealth = (domainOption: string | undefined, requireCloudInit: 
         Effect.mapError(() => new Unhealthy({ reason: `cloud-init has not finished in ${domain}` }))
       )
     }
-    yield* Console.log(`healthy: ${domain} runs and its guest agent answers`)
+    yield* Console.log(`healthy: ${domain} runs and its guest agent responds`)
   })

@@ -42,7 +42,7 @@ const exitCodeOf = (exit: Exit.Exit<unknown, unknown>): number => {
       return error.exitCode
     }
   }
-  // Interrupted by SIGTERM or SIGINT: the finalizers stopped the guest; stopOutcome says how.
+  // Interrupted by SIGTERM or SIGINT: the finalizers stopped the guest, and stopOutcome records how.
   if (Cause.hasInterruptsOnly(exit.cause)) return ExitCode.Ok
   process.stderr.write(
     `vm-runner: internal error (a bug; please report it with this output):\n${Cause.pretty(exit.cause)}\n`

@@ -6,9 +6,9 @@ import { makeLayout } from "../domain/Layout.ts"
 export const masked = "********"
 
 /**
- * The resolved configuration as plain data with stable keys, for `--show-config --json` and,
- * rendered as YAML, for `--show-config`. Secrets are masked; sizes are in MiB or qemu-img
- * notation.
+ * Converts the resolved configuration to plain data with stable keys, for `--show-config
+ * --json` and, rendered as YAML, for `--show-config`. Secrets are masked, and sizes are in MiB
+ * or qemu-img notation.
  */
 export const configView = (config: VmConfig) => {
   const layout = makeLayout(config.data.root, config.name)
