@@ -4,7 +4,6 @@ import { Effect } from "effect"
 import type { FilesystemShare, VmConfig } from "../domain/Config.ts"
 import { type HostFacts, liveHostFacts } from "../host/HostFacts.ts"
 import { Libvirt } from "../libvirt/Libvirt.ts"
-import { Exec } from "../process/Exec.ts"
 import type { LaunchPlan } from "./Plan.ts"
 import { EnvironmentError } from "./Prepare.ts"
 
@@ -36,9 +35,6 @@ export type BindOutcome =
   | { readonly _tag: "InUse" }
   | { readonly _tag: "PermissionDenied" }
   | { readonly _tag: "Failed"; readonly code: string }
-
-/** How long the namespace probe for virtiofsd may take. It normally exits within milliseconds. */
-const sandboxProbeTimeout = "10 seconds"
 
 /** The kernel's default for `net.ipv4.ip_unprivileged_port_start`. */
 const defaultUnprivilegedPortStart = 1024
@@ -230,46 +226,6 @@ export const readonlyVirtiofsWarnings = (
           )
         })
 
-/**
- * Checks that virtiofsd can build its sandbox: mount, PID and network namespaces, which it
- * creates with unshare(2). Docker's default seccomp profile and capability set forbid that.
- * Returns undefined when no share uses virtiofs, or when `unshare` cannot be run to tell.
- *
- * NOTE: the probe does not call pivot_root(2), which Docker's seccomp profile blocks even with
- * --cap-add SYS_ADMIN, so that case still fails later, when libvirt starts virtiofsd.
- */
-export const virtiofsSandboxCheck = (
-  shares: ReadonlyArray<FilesystemShare>,
-  virtiofsd: string | undefined
-) =>
-  Effect.gen(function* () {
-    const exec = yield* Exec
-    const needed = shares.some((share) => share.driver === "virtiofs")
-    if (!needed || virtiofsd === undefined) return undefined
-    const argv = ["unshare", "--mount", "--pid", "--net", "--fork", "true"]
-    const result = yield* exec
-      .run(argv, { allowFailure: true, timeout: sandboxProbeTimeout })
-      .pipe(Effect.option)
-    if (result._tag === "None") {
-      yield* Effect.logDebug("unshare is missing or timed out; virtiofsd's sandbox is not checked")
-      return undefined
-    }
-    const { exitCode, stderr } = result.value
-    const check: HostCheck =
-      exitCode === 0
-        ? { name: "virtiofs sandbox", ok: true, detail: `${virtiofsd} can create namespaces` }
-        : {
-            name: "virtiofs sandbox",
-            ok: false,
-            detail:
-              "virtiofsd cannot create the mount, PID and network namespaces of its sandbox " +
-              `(${stderr.trim() || `unshare exited with ${exitCode}`}). In a container, run ` +
-              "it with --cap-add SYS_ADMIN --security-opt seccomp=unconfined, or set " +
-              "FILESYSTEM_DRIVER=9p (and FILESYSTEMn_DRIVER) to share through 9p instead"
-          }
-    return check
-  })
-
 /** The facts the port checks need from this host. */
 const portContext = (
   config: VmConfig,
@@ -300,12 +256,6 @@ export const collectHostChecks = (
       const outcome = yield* Effect.promise(() => probeBind(hostPort.port, hostPort.protocol))
       checks.push(portCheck(hostPort, outcome, context))
     }
-    // With the chroot sandbox virtiofsd needs no namespaces, so there is nothing to probe.
-    const sandbox =
-      plan.domain.virtiofsSandbox === "chroot"
-        ? undefined
-        : yield* virtiofsSandboxCheck(plan.config.filesystems, plan.domain.virtiofsd)
-    if (sandbox !== undefined) checks.push(sandbox)
     const warnings = [
       ...networkDeviceWarnings(plan.config, host),
       ...readonlyVirtiofsWarnings(plan.config.filesystems, plan.domain.virtiofsReadonly)

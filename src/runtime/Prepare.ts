@@ -13,11 +13,11 @@ import {
 import { dirname, join } from "node:path"
 import { Data, Effect } from "effect"
 import { renderSeedFiles, Seed } from "../cloudinit/Seed.ts"
-import type { VmConfig } from "../domain/Config.ts"
+import type { FilesystemShare, VmConfig } from "../domain/Config.ts"
 import { ExitCode } from "../domain/ExitCode.ts"
 import type { Layout } from "../domain/Layout.ts"
 import { chooseAcceleratorCached } from "../host/Accelerator.ts"
-import { detectContainerRuntime } from "../host/ContainerRuntime.ts"
+import { type ContainerEngine, detectContainerRuntime } from "../host/ContainerRuntime.ts"
 import { Libvirt } from "../libvirt/Libvirt.ts"
 import { Exec } from "../process/Exec.ts"
 import { filesystemName, supportsDirectIo } from "../storage/DirectIo.ts"
@@ -35,6 +35,7 @@ import { planDomainXml } from "./MachineControl.ts"
 import type { BaseImage, LaunchFacts, LaunchPlan, PlannedDisk } from "./Plan.ts"
 import { planLaunch } from "./Plan.ts"
 import { runRecordDir } from "./RunRecord.ts"
+import { blockedDirectory, libvirtTpmStateDir, resolveAccount, swtpmUserOf } from "./TpmState.ts"
 
 export class EnvironmentError extends Data.TaggedError("EnvironmentError")<{
   readonly detail: string
@@ -101,6 +102,34 @@ const canCreateUserNamespace = Effect.gen(function* () {
   return allowed
 })
 
+/**
+ * Chooses virtiofsd's sandbox. Its default sandbox builds mount, PID and network namespaces
+ * with unshare(2), which Docker's default seccomp profile and capabilities forbid. Inside a
+ * container, and wherever the namespace probe fails, virtiofsd uses chroot(2) instead.
+ */
+export const chooseVirtiofsSandbox = (
+  shares: ReadonlyArray<FilesystemShare>,
+  engine: ContainerEngine
+) =>
+  Effect.gen(function* () {
+    if (!shares.some((share) => share.driver === "virtiofs")) return "namespace" as const
+    if (engine !== "none") return "chroot" as const
+    const exec = yield* Exec
+    const result = yield* exec
+      .run(["unshare", "--mount", "--pid", "--net", "--fork", "true"], {
+        allowFailure: true,
+        timeout: userNamespaceProbeTimeout
+      })
+      .pipe(Effect.option)
+    if (result._tag === "None" || result.value.exitCode === 0) return "namespace" as const
+    const reason = result.value.stderr.trim() || `unshare exited with ${result.value.exitCode}`
+    yield* Effect.logWarning(
+      `virtiofsd cannot create the namespaces of its own sandbox here (${reason}); it confines ` +
+        "itself with chroot instead. Give vm-runner CAP_SYS_ADMIN for the namespace sandbox"
+    )
+    return "chroot" as const
+  })
+
 /** libvirt accepts `<readonly/>` on virtiofs shares from version 11. */
 const virtiofsReadonlyMajor = 11
 
@@ -163,9 +192,10 @@ export const gatherFacts = Effect.fn("Prepare.gatherFacts")(function* (
     directIo: supportsDirectIo(probeDir),
     filesystem: filesystemName(probeDir),
     virtiofsd: findVirtiofsd(),
-    // A container already isolates virtiofsd, and its default seccomp profile forbids the
-    // namespaces and pivot_root(2) of virtiofsd's own sandbox.
-    virtiofsSandbox: detectContainerRuntime().engine === "none" ? "namespace" : "chroot",
+    virtiofsSandbox: yield* chooseVirtiofsSandbox(
+      config.filesystems,
+      detectContainerRuntime().engine
+    ),
     renderNode: findRenderNode(),
     blockSectorSizes,
     base: images.base,
@@ -223,17 +253,22 @@ const applyDisk = Effect.fn("Prepare.applyDisk")(function* (disk: PlannedDisk) {
   }
 })
 
-/** The directory in which libvirt keeps an emulated TPM's state, by domain UUID (libvirt 9 to 11). */
-export const libvirtTpmStateDir = "/var/lib/libvirt/swtpm"
+const readTextOrUndefined = (path: string) => {
+  try {
+    return readFileSync(path, "utf8")
+  } catch {
+    return undefined
+  }
+}
 
 /**
  * Points libvirt's TPM state directory for this domain at the VM directory, so the TPM's
  * contents live and die with the VM's disks: kept on a persistent volume, removed with an
- * ephemeral VM. libvirt 9 has no setting for this path, so a symlink does it.
+ * ephemeral VM. libvirt 9 has no setting for this path, so a symlink does it. When the swtpm
+ * user cannot reach the VM directory, the state stays where libvirt keeps it, with a warning.
  */
 const linkTpmState = (uuid: string, tpmDir: string) =>
   Effect.gen(function* () {
-    mkdirSync(tpmDir, { recursive: true })
     const link = `${libvirtTpmStateDir}/${uuid}`
     const existing = yield* Effect.sync(() => {
       try {
@@ -245,6 +280,19 @@ const linkTpmState = (uuid: string, tpmDir: string) =>
     if (existing !== undefined && !existing.isSymbolicLink()) {
       yield* Effect.logWarning(
         `TPM state stays in ${link}, which an earlier run created as a directory`
+      )
+      return
+    }
+    mkdirSync(tpmDir, { recursive: true })
+    const user = swtpmUserOf(readTextOrUndefined("/etc/libvirt/qemu.conf"))
+    const account = resolveAccount(user, readTextOrUndefined("/etc/passwd") ?? "")
+    const blocked = account === undefined ? undefined : blockedDirectory(tpmDir, account)
+    if (blocked !== undefined) {
+      if (existing !== undefined) rmSync(link, { force: true })
+      yield* Effect.logWarning(
+        `TPM state stays in ${link}, not in ${tpmDir}: libvirt runs swtpm as ${user}, which ` +
+          `may not enter ${blocked}. Let it through (chmod o+x ${blocked}), choose a DATA_DIR ` +
+          `it can reach, or set swtpm_user = "root" in /etc/libvirt/qemu.conf`
       )
       return
     }

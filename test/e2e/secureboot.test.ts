@@ -3,7 +3,7 @@
  * TPM's state lives in the VM directory, where a second run finds it again.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test"
-import { existsSync, lstatSync, readFileSync, readlinkSync } from "node:fs"
+import { chmodSync, existsSync, lstatSync, readFileSync, readlinkSync } from "node:fs"
 import { join } from "node:path"
 import { spawnSync } from "bun"
 import {
@@ -37,6 +37,9 @@ const bootAndCheck = async (label: string, checks: () => Promise<void>) => {
 
 beforeAll(async () => {
   workDir = makeWorkDir("secure")
+  // libvirt runs swtpm as tss, which must be able to pass through to the VM directory; a
+  // private work directory keeps the TPM state in /var/lib/libvirt/swtpm instead, with a warning.
+  chmodSync(workDir, 0o711)
   env = {
     BOOT_FROM: guestImage(),
     DATA_DIR: join(workDir, "data"),
@@ -88,9 +91,10 @@ test(
       expect(tpm.exitCode).toBe(0)
     })
     expect(existsSync(join(vmDir(), "tpm", "tpm2", "tpm2-00.permall"))).toBe(true)
-    // libvirt runs swtpm_setup, which logs "manufacturing", only for an empty state directory.
+    // libvirt runs swtpm_setup, which logs "Starting vTPM manufacturing", only for an empty
+    // state directory.
     const setupLog = readFileSync(`/var/log/swtpm/libvirt/qemu/${name}-swtpm.log`, "utf8")
-    expect(setupLog.match(/manufacturing/gi)?.length ?? 0).toBe(1)
+    expect(setupLog.match(/Starting vTPM manufacturing/g)?.length ?? 0).toBe(1)
   },
   bootTimeout + 300_000
 )

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, test } from "bun:test"
 import { createSocket, type Socket } from "node:dgram"
 import { createServer, type Server } from "node:net"
 import { Effect } from "effect"
+import type { ContainerEngine } from "../../../src/host/ContainerRuntime.ts"
 import { Exec, type ExecResult } from "../../../src/process/Exec.ts"
 import {
   type BindOutcome,
@@ -13,9 +14,9 @@ import {
   probeBind,
   qemuUserOf,
   readonlyVirtiofsWarnings,
-  unprivilegedPortStart,
-  virtiofsSandboxCheck
+  unprivilegedPortStart
 } from "../../../src/runtime/HostChecks.ts"
+import { chooseVirtiofsSandbox } from "../../../src/runtime/Prepare.ts"
 import { fakeHost } from "../config/fakeHost.ts"
 import { forward, makeConfig, makeNetwork, makeNic, makeShare } from "../libvirt/fixtures.ts"
 
@@ -222,7 +223,7 @@ describe("readonlyVirtiofsWarnings", () => {
   })
 })
 
-describe("virtiofsSandboxCheck", () => {
+describe("chooseVirtiofsSandbox", () => {
   const ran: Array<ReadonlyArray<string>> = []
   const fakeExec = (exitCode: number, stderr = "") =>
     Exec.of({
@@ -232,33 +233,34 @@ describe("virtiofsSandboxCheck", () => {
         return Effect.succeed(result)
       }
     })
-  const check = (shares: ReadonlyArray<ReturnType<typeof makeShare>>, exec: Exec["Service"]) =>
-    Effect.runPromise(
-      virtiofsSandboxCheck(shares, "/usr/libexec/virtiofsd").pipe(Effect.provideService(Exec, exec))
-    )
+  const choose = (
+    shares: ReadonlyArray<ReturnType<typeof makeShare>>,
+    exec: Exec["Service"],
+    engine: ContainerEngine = "none"
+  ) =>
+    Effect.runPromise(chooseVirtiofsSandbox(shares, engine).pipe(Effect.provideService(Exec, exec)))
 
   afterEach(() => {
     ran.length = 0
   })
 
   test("namespaces allowed", async () => {
-    const result = await check([makeShare()], fakeExec(0))
-    expect(result?.ok).toBe(true)
+    expect(await choose([makeShare()], fakeExec(0))).toBe("namespace")
     expect(ran).toEqual([["unshare", "--mount", "--pid", "--net", "--fork", "true"]])
   })
 
-  test("namespaces refused", async () => {
+  test("namespaces refused: chroot", async () => {
     const stderr = "unshare: unshare failed: Operation not permitted\n"
-    const result = await check([makeShare()], fakeExec(1, stderr))
-    expect(result?.ok).toBe(false)
-    expect(result?.detail).toContain("(unshare: unshare failed: Operation not permitted)")
-    expect(result?.detail).toContain("--cap-add SYS_ADMIN --security-opt seccomp=unconfined")
-    expect(result?.detail).toContain("FILESYSTEM_DRIVER=9p")
+    expect(await choose([makeShare()], fakeExec(1, stderr))).toBe("chroot")
+  })
+
+  test("in a container: chroot without a probe", async () => {
+    expect(await choose([makeShare()], fakeExec(0), "docker")).toBe("chroot")
+    expect(ran).toEqual([])
   })
 
   test("no virtiofs share, no probe", async () => {
-    const result = await check([makeShare({ driver: "9p" })], fakeExec(1))
-    expect(result).toBeUndefined()
+    expect(await choose([makeShare({ driver: "9p" })], fakeExec(1))).toBe("namespace")
     expect(ran).toEqual([])
   })
 })
