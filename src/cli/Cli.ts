@@ -43,6 +43,35 @@ const listDistros = Flag.Boolean("list-distros").pipe(
 
 const env = process.env
 
+/** Replaces the VNC password in domain XML with `********`, as `--show-config` masks it. */
+export const maskXmlSecrets = (xml: string): string =>
+  xml.replace(/\bpasswd=(["'])[^"']*\1/g, "passwd=$1********$1")
+
+/**
+ * Rejects flag combinations that would silently ignore one flag: the modes `--list-distros`,
+ * `--show-config`, `--show-xml` and `--dry-run` exclude each other, and `--json` needs
+ * `--show-config`. Without this check `vm-runner --json` would start a real run.
+ */
+export const checkFlagCombination = (flags: {
+  readonly listDistros: boolean
+  readonly showConfig: boolean
+  readonly showXml: boolean
+  readonly dryRun: boolean
+  readonly json: boolean
+}): string | undefined => {
+  const modes = [
+    flags.listDistros && "--list-distros",
+    flags.showConfig && "--show-config",
+    flags.showXml && "--show-xml",
+    flags.dryRun && "--dry-run"
+  ].filter((mode) => mode !== false)
+  if (modes.length > 1) return `${modes.join(" and ")} exclude each other; give one of them`
+  if (flags.json && !flags.showConfig) {
+    return "--json works only with --show-config (vm-runner --show-config --json)"
+  }
+  return undefined
+}
+
 const printDistros = (archFilter: string | undefined) =>
   Effect.gen(function* () {
     const { catalogue } = yield* loadCatalogue(env, liveHostFacts)
@@ -91,6 +120,8 @@ const root = Command.make(
   { showConfig, json, showXml, dryRun, noConsole, listDistros },
   (flags) =>
     Effect.gen(function* () {
+      const conflict = checkFlagCombination(flags)
+      if (conflict !== undefined) return yield* new UsageError({ message: conflict })
       if (flags.listDistros) return yield* printDistros(undefined)
       const loaded = yield* loadConfig(env, liveHostFacts)
       for (const warning of loaded.warnings) yield* Effect.logWarning(warning)
@@ -103,7 +134,7 @@ const root = Command.make(
           Effect.provide(runtimeLayer(loaded.config.runtime.libvirtUri, loaded.config.data.root))
         )
         if (flags.showXml) {
-          yield* Console.log(preview.xml.trimEnd())
+          yield* Console.log(maskXmlSecrets(preview.xml).trimEnd())
           return
         }
         for (const note of loaded.notes) yield* Effect.logInfo(note)
@@ -114,7 +145,8 @@ const root = Command.make(
     })
 ).pipe(
   Command.withDescription(
-    "Boot a cloud-image VM through libvirt from environment variables (see README for every variable)"
+    "Boot a cloud-image VM through libvirt from environment variables (see README for every " +
+      "variable). Run a command in the guest with: vm-runner guest-exec COMMAND (guest-exec --help)"
   ),
   Command.withSubcommands([listDistrosCommand, healthCommand])
 )

@@ -5,7 +5,7 @@ import { GuestAgent } from "../agent/GuestAgent.ts"
 import { guestExecUsage, parseGuestExecArgs, runGuestExec } from "../agent/GuestExec.ts"
 import { GuestExecExit, isExpectedFailure } from "../domain/ExitCode.ts"
 import { Exec } from "../process/Exec.ts"
-import { liveRunRecords } from "../runtime/RunRecord.ts"
+import { chooseRunningVm, liveRunRecords } from "../runtime/RunRecord.ts"
 
 /**
  * NOTE: guest-exec parses its own arguments instead of going through effect/cli, because
@@ -13,30 +13,31 @@ import { liveRunRecords } from "../runtime/RunRecord.ts"
  * `-la` as an option), which effect/cli's parser does not allow without `--`.
  */
 
-class NoDomain extends Data.TaggedError("NoDomain")<{ readonly detail: string }> {
-  readonly exitCode = GuestExecExit.Failed
+class NoDomain extends Data.TaggedError("NoDomain")<{
+  readonly detail: string
+  readonly exitCode: number
+}> {
   override get message(): string {
     return this.detail
   }
 }
 
 /**
- * Picks the domain when `--domain` is not given: the VM of the one vm-runner running here (its
- * run record), or, among several, the one named by GUEST_NAME.
+ * Picks the domain when `--domain` is not given. No VM at all exits as an unreachable agent
+ * does (127); several VMs without GUEST_NAME is a failure of guest-exec itself (125).
  */
 const defaultDomain = (): Result.Result<{ domain: string; uri: string | undefined }, NoDomain> => {
-  const records = liveRunRecords()
-  const [only] = records
-  if (records.length === 1 && only !== undefined)
-    return Result.succeed({ domain: only.domain, uri: only.uri })
-  const named = records.find((record) => record.domain === process.env.GUEST_NAME?.trim())
-  if (named !== undefined) return Result.succeed({ domain: named.domain, uri: named.uri })
-  const detail =
-    records.length === 0
-      ? "no vm-runner VM is running here; start one, or name a libvirt domain with --domain NAME"
-      : `several VMs run here (${records.map((record) => record.domain).join(", ")}); ` +
-        "choose one with --domain NAME"
-  return Result.fail(new NoDomain({ detail }))
+  const choice = chooseRunningVm(liveRunRecords(), process.env.GUEST_NAME)
+  switch (choice._tag) {
+    case "Found":
+      return Result.succeed({ domain: choice.record.domain, uri: choice.record.uri })
+    case "None":
+      return Result.fail(
+        new NoDomain({ detail: choice.detail, exitCode: GuestExecExit.AgentNotConnected })
+      )
+    case "Ambiguous":
+      return Result.fail(new NoDomain({ detail: choice.detail, exitCode: GuestExecExit.Failed }))
+  }
 }
 
 const agentLayer = (uri: string) =>

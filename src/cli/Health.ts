@@ -1,7 +1,7 @@
 import { Console, Data, Effect } from "effect"
 import { Libvirt } from "../libvirt/Libvirt.ts"
 import { agentCommand, readGuestFile } from "../runtime/Readiness.ts"
-import { liveRunRecords } from "../runtime/RunRecord.ts"
+import { chooseRunningVm, liveRunRecords } from "../runtime/RunRecord.ts"
 
 export class Unhealthy extends Data.TaggedError("Unhealthy")<{ readonly reason: string }> {
   /** Docker and Kubernetes treat any exit status other than 0 as unhealthy; 1 is the convention. */
@@ -18,12 +18,15 @@ export class Unhealthy extends Data.TaggedError("Unhealthy")<{ readonly reason: 
  */
 export const checkHealth = (domainOption: string | undefined, requireCloudInit: boolean) =>
   Effect.gen(function* () {
-    const record = liveRunRecords().find(
-      (entry) => domainOption === undefined || entry.domain === domainOption
-    )
+    const records = liveRunRecords()
+    let record = records.find((entry) => entry.domain === domainOption)
+    if (domainOption === undefined) {
+      const choice = chooseRunningVm(records, process.env.GUEST_NAME)
+      if (choice._tag !== "Found") return yield* new Unhealthy({ reason: choice.detail })
+      record = choice.record
+    }
     const domain = domainOption ?? record?.domain
-    if (domain === undefined)
-      return yield* new Unhealthy({ reason: "no vm-runner is running here" })
+    if (domain === undefined) return yield* new Unhealthy({ reason: "no domain to check" })
     const libvirt = yield* Libvirt
     const state = yield* libvirt.state(domain).pipe(Effect.orElseSucceed(() => undefined))
     if (state !== "running") {

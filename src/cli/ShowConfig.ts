@@ -95,7 +95,9 @@ export const configView = (config: VmConfig) => {
       enabled: config.redfish.enabled,
       port: config.redfish.port,
       username: config.redfish.username,
-      password: config.redfish.passwordIsDefault ? "password (the insecure default)" : masked,
+      password: config.redfish.passwordIsDefault
+        ? "unset (required with REDFISH_ENABLE=1)"
+        : masked,
       system_id: config.redfish.systemId
     },
     devices: {
@@ -138,4 +140,4 @@ const bootFromView = (config: VmConfig): string => {
 export const renderConfig = (config: VmConfig, json: boolean): string =>
   json
     ? `${JSON.stringify(configView(config), null, 2)}\n`
-    : Bun.YAML.stringify(configView(config), null, 2)
+    : `${Bun.YAML.stringify(configView(config), null, 2).trimEnd()}\n`

@@ -5,6 +5,22 @@ import { MiB } from "../domain/ByteSize.ts"
 
 export type PathKind = "missing" | "file" | "directory" | "block" | "other"
 
+/** Names a kind of path for messages: "a file", "a directory", "a block device", ... */
+export const describePathKind = (kind: PathKind): string => {
+  switch (kind) {
+    case "missing":
+      return "missing"
+    case "file":
+      return "a file"
+    case "directory":
+      return "a directory"
+    case "block":
+      return "a block device"
+    case "other":
+      return "a socket, pipe or character device"
+  }
+}
+
 /**
  * Read-only facts about the host that configuration resolution needs. Every method is
  * synchronous and cheap (a few files under /proc and /sys), and tests replace the whole object.

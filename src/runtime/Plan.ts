@@ -57,6 +57,24 @@ export interface PlannedDisk {
   readonly action: DiskAction
 }
 
+/** Warns about device settings this host cannot honour, which the domain then leaves out. */
+export const droppedDeviceWarnings = (
+  config: VmConfig,
+  facts: Pick<LaunchFacts, "accelerator" | "renderNode">
+): Array<string> => {
+  const warnings: Array<string> = []
+  if (config.devices.gpu === "intel" && facts.renderNode === undefined) {
+    warnings.push(
+      "GPU=intel: no render node under /dev/dri, so the guest gets a GPU without 3D " +
+        "acceleration; pass the host's /dev/dri to the container (--device /dev/dri)"
+    )
+  }
+  if (config.devices.hyperv && config.arch === "x86_64" && facts.accelerator.accel !== "kvm") {
+    warnings.push("HYPERV=1: Hyper-V enlightenments need KVM, so this TCG guest runs without them")
+  }
+  return warnings
+}
+
 /** The whole launch worked out before anything is written: disks, seed, domain. */
 export interface LaunchPlan {
   readonly config: VmConfig
@@ -160,6 +178,9 @@ export const planLaunch = (
   }))
 
   let installIso = facts.installIso
+  if (installIso === undefined && config.boot.order.includes("cdrom")) {
+    notes.push("BOOT_ORDER lists cdrom, but BOOT_FROM is not an ISO, so no CD-ROM is attached")
+  }
   if (
     installIso !== undefined &&
     facts.installed &&
@@ -181,6 +202,7 @@ export const planLaunch = (
       : order
 
   const { io, cache } = effectiveDiskIo(config, facts.directIo, facts.filesystem, warnings)
+  warnings.push(...droppedDeviceWarnings(config, facts))
   const domain: DomainInputs = {
     config: { ...config, boot: { ...config.boot, order: bootOrder } },
     uuid: facts.uuid,

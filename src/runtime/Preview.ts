@@ -6,6 +6,14 @@ import type { VmConfig } from "../domain/Config.ts"
 import { type Layout, makeLayout } from "../domain/Layout.ts"
 import { qemuBinary } from "../host/Accelerator.ts"
 import { liveHostFacts } from "../host/HostFacts.ts"
+import {
+  detectFormat,
+  type ImageFormat,
+  isArchive,
+  isCompression,
+  isDiskFormat
+} from "../images/Detect.ts"
+import { readSample } from "../images/Files.ts"
 import { Libvirt } from "../libvirt/Libvirt.ts"
 import { QemuImg } from "../storage/QemuImg.ts"
 import { collectHostChecks, runningLeftover } from "./HostChecks.ts"
@@ -90,6 +98,10 @@ const previewBase = (config: VmConfig) =>
     if (from._tag === "Path") {
       const qemuImg = yield* QemuImg
       const info = yield* qemuImg.info(from.path).pipe(Effect.orElseSucceed(() => undefined))
+      const detected = yield* readSample(from.path).pipe(
+        Effect.map(detectFormat),
+        Effect.orElseSucceed(() => undefined)
+      )
       const base: BaseImage = {
         _tag: "Image",
         path: from.path,
@@ -99,15 +111,27 @@ const previewBase = (config: VmConfig) =>
       return {
         base,
         installIso: undefined,
-        summary: `${from.path} (${info?.format ?? "format checked at run time"})`
+        summary: `${from.path} (${describeSource(detected?.format)})`
       }
     }
     return {
-      base: catalogue,
+      base: { _tag: "Image", path: from.url, format: "qcow2", virtualSize: 0 } as BaseImage,
       installIso: undefined,
-      summary: `${from.url} (downloaded and checked at run time)`
+      summary: `${from.url} (downloaded, checked and unpacked or converted at run time)`
     }
   })
+
+/** Describes what the run does with a local boot source of the detected format. */
+const describeSource = (format: ImageFormat | undefined): string => {
+  if (format === undefined) return "format checked at run time"
+  if (format === "qcow2") return "qcow2, used as the base image"
+  if (format === "iso") return "ISO 9660 by content: attached as an installer CD-ROM"
+  if (isCompression(format) || isArchive(format)) {
+    return `${format} archive: unpacked into the image cache at run time`
+  }
+  if (isDiskFormat(format)) return `${format}: converted to qcow2 in the image cache at run time`
+  return `${format}: not a disk image, the run stops`
+}
 
 const lockCheck = (layout: Layout) =>
   Effect.gen(function* () {

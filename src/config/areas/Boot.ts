@@ -1,6 +1,6 @@
 import { isAbsolute, resolve } from "node:path"
 import type { BootDevice, BootFrom, CloudInit, Distro, SourceHint } from "../../domain/Config.ts"
-import type { HostFacts } from "../../host/HostFacts.ts"
+import { describePathKind, type HostFacts } from "../../host/HostFacts.ts"
 import type { EnvReader } from "../Env.ts"
 
 export const defaultGuestPassword = "password"
@@ -44,7 +44,7 @@ export const resolveBootFrom = (reader: EnvReader, host: HostFacts): BootFrom =>
   const path = isAbsolute(raw) ? raw : resolve(raw)
   const kind = host.pathKind(path)
   if (kind !== "file" && kind !== "block") {
-    const found = kind === "missing" ? "no such file" : `it is a ${kind}`
+    const found = kind === "missing" ? "no such file" : `it is ${describePathKind(kind)}`
     reader.problem(
       "BOOT_FROM",
       `expected an image or ISO file, but ${found}; in a container, bind-mount it ` +
@@ -101,7 +101,7 @@ const checkUserData = (reader: EnvReader, host: HostFacts, path: string): void =
   const example = `${name}=/config/user-data.yaml`
   const kind = host.pathKind(path)
   if (kind !== "file") {
-    const found = kind === "missing" ? "no such file" : `it is a ${kind}`
+    const found = kind === "missing" ? "no such file" : `it is ${describePathKind(kind)}`
     reader.problem(
       name,
       `expected a cloud-init user-data file, but ${found}; bind-mount it`,
@@ -157,6 +157,12 @@ export const resolveCloudInit = (
   }
   const userDataPath = reader.get("CLOUD_INIT_USER_DATA")
   if (userDataPath !== undefined) checkUserData(reader, host, userDataPath)
+  if (userDataPath !== undefined && !enabled) {
+    reader.warnings.push(
+      "CLOUD_INIT_USER_DATA is ignored because cloud-init is off (no seed is attached); set " +
+        "CLOUD_INIT=1 to use it"
+    )
+  }
 
   const password = reader.raw("GUEST_PASSWORD")
   if (password?.includes("\n")) {

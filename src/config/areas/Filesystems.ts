@@ -4,7 +4,7 @@ import type {
   FilesystemDriver,
   FilesystemShare
 } from "../../domain/Config.ts"
-import type { HostFacts } from "../../host/HostFacts.ts"
+import { describePathKind, type HostFacts } from "../../host/HostFacts.ts"
 import type { EnvReader } from "../Env.ts"
 import { indexedFamily } from "./Network.ts"
 
@@ -100,7 +100,7 @@ export const resolveFilesystems = (
     if (kind !== "directory" && kind !== "missing") {
       reader.problem(
         `${prefix}_SOURCE`,
-        `expected a directory, but it is a ${kind}`,
+        `expected a directory, but it is ${describePathKind(kind)}`,
         `${prefix}_SOURCE=/share`
       )
     }

@@ -189,7 +189,11 @@ export const resolveDevices = (reader: EnvReader, machine: MachineType): Devices
   const extra = reader.raw("EXTRA_ARGS")
   const extraArgs = extra === undefined ? { args: [] } : splitArguments(extra)
   if ("error" in extraArgs) {
-    reader.problem("EXTRA_ARGS", extraArgs.error, "EXTRA_ARGS='-device virtio-keyboard-pci'")
+    reader.problem(
+      "EXTRA_ARGS",
+      extraArgs.error,
+      'EXTRA_ARGS=\'-device {"driver":"virtio-keyboard-pci"}\''
+    )
   }
   if (hyperv && machine === "virt") {
     reader.problem("HYPERV", "Hyper-V enlightenments exist only for x86_64 guests", "HYPERV=0")

@@ -98,6 +98,16 @@ const resolveNic = (reader: EnvReader, host: HostFacts, vmName: string, index: n
   const mode = reader.choice<NetworkMode>(`${prefix}_MODE`, "nat", ["nat", "bridge", "direct"])
   const bridge = reader.get(`${prefix}_BRIDGE`)
   const directDevice = reader.get(`${prefix}_DIRECT_DEV`)
+  const unused = [
+    mode !== "bridge" && bridge !== undefined && [`${prefix}_BRIDGE`, "bridge"],
+    mode !== "direct" && directDevice !== undefined && [`${prefix}_DIRECT_DEV`, "direct"]
+  ].filter((entry) => entry !== false)
+  for (const [variable, needed] of unused) {
+    reader.warnings.push(
+      `${variable} is ignored because ${prefix}_MODE is ${mode}; set ${prefix}_MODE=${needed} ` +
+        "to use it"
+    )
+  }
   if (mode === "bridge") {
     const kind = bridge === undefined ? undefined : host.netDevice(bridge)
     if (kind !== "bridge") {

@@ -2,7 +2,7 @@ import { isAbsolute, normalize } from "node:path"
 import type { BootFrom, DataPaths, GraphicsMode, Runtime } from "../../domain/Config.ts"
 import { defaultDataRoot } from "../../domain/Layout.ts"
 import { isContainerId, parseVmName, type VmName } from "../../domain/VmName.ts"
-import type { HostFacts } from "../../host/HostFacts.ts"
+import { describePathKind, type HostFacts } from "../../host/HostFacts.ts"
 import type { EnvReader } from "../Env.ts"
 
 /** The mount point that turns on persistence when a volume is mounted there. */
@@ -52,7 +52,11 @@ export const resolveDataPaths = (reader: EnvReader, host: HostFacts): DataPaths 
         "DATA_DIR=/data"
       )
     } else if (kind !== "directory" && kind !== "missing") {
-      reader.problem("DATA_DIR", `expected a directory, but it is a ${kind}`, "DATA_DIR=/data")
+      reader.problem(
+        "DATA_DIR",
+        `expected a directory, but it is ${describePathKind(kind)}`,
+        "DATA_DIR=/data"
+      )
     }
     return { volume: explicit, root: explicit }
   }

@@ -14,7 +14,7 @@ import type {
   MachineType,
   Storage
 } from "../../domain/Config.ts"
-import type { HostFacts } from "../../host/HostFacts.ts"
+import { describePathKind, type HostFacts } from "../../host/HostFacts.ts"
 import type { EnvReader } from "../Env.ts"
 
 export const defaultDiskSize = (20 * GiB) as ByteSize
@@ -92,7 +92,10 @@ const resolveBlockDevices = (reader: EnvReader, host: HostFacts): ReadonlyArray<
     if (path === undefined) return []
     const kind = host.pathKind(path)
     if (kind !== "block") {
-      const found = kind === "missing" ? "it does not exist" : `it is a ${kind}, not a block device`
+      const found =
+        kind === "missing"
+          ? "it does not exist"
+          : `it is ${describePathKind(kind)}, not a block device`
       reader.problem(
         name,
         `expected the path of a host block device, but ${found}; pass it to the container ` +

@@ -4,6 +4,7 @@ import type { BootDevice, DiskCache, DiskIo, VmConfig } from "../../../src/domai
 import { makeLayout } from "../../../src/domain/Layout.ts"
 import {
   type BaseImage,
+  droppedDeviceWarnings,
   effectiveDiskIo,
   type LaunchFacts,
   planLaunch
@@ -395,5 +396,36 @@ describe("effectiveDiskIo", () => {
     const result = effectiveDiskIo(config, false, "tmpfs", warnings)
     expect(result).toEqual({ io: "threads", cache: "writeback" })
     expect(warnings).toEqual([])
+  })
+})
+
+describe("droppedDeviceWarnings", () => {
+  const kvm = { accel: "kvm", reason: "KVM ran a test guest" } as const
+  const tcg = { accel: "tcg", reason: "/dev/kvm is missing" } as const
+
+  test("GPU=intel without a render node", () => {
+    const config = makeConfig({ graphics: { mode: "vnc" }, devices: { gpu: "intel" } })
+    const warnings = droppedDeviceWarnings(config, { accelerator: kvm, renderNode: undefined })
+    expect(warnings).toHaveLength(1)
+    expect(warnings[0]).toStartWith("GPU=intel: no render node under /dev/dri")
+  })
+
+  test("GPU=intel with a render node", () => {
+    const config = makeConfig({ graphics: { mode: "vnc" }, devices: { gpu: "intel" } })
+    const renderNode = "/dev/dri/renderD128"
+    expect(droppedDeviceWarnings(config, { accelerator: kvm, renderNode })).toEqual([])
+  })
+
+  test("HYPERV=1 under TCG", () => {
+    const config = makeConfig({ devices: { hyperv: true } })
+    const warnings = droppedDeviceWarnings(config, { accelerator: tcg, renderNode: undefined })
+    expect(warnings).toEqual([
+      "HYPERV=1: Hyper-V enlightenments need KVM, so this TCG guest runs without them"
+    ])
+  })
+
+  test("HYPERV=1 under KVM", () => {
+    const config = makeConfig({ devices: { hyperv: true } })
+    expect(droppedDeviceWarnings(config, { accelerator: kvm, renderNode: undefined })).toEqual([])
   })
 })
