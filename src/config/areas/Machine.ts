@@ -113,6 +113,13 @@ export const resolveMemory = (reader: EnvReader, host: HostFacts): number => {
     )
     return 4096
   }
+  const available = host.availableMemoryMiB()
+  if (mib > available) {
+    reader.warnings.push(
+      `MEMORY=${raw} is more than the ${available} MiB available here; the guest starts, but ` +
+        "the kernel may kill QEMU when the guest uses that much"
+    )
+  }
   return mib
 }
 
@@ -134,6 +141,13 @@ export const resolveCpus = (reader: EnvReader, host: HostFacts): number => {
       "CPUS=2"
     )
     return 2
+  }
+  const usable = host.usableCpus()
+  if (cpus > usable) {
+    reader.warnings.push(
+      `CPUS=${cpus} is more than the ${usable} CPUs usable here; the vCPUs share them, so ` +
+        "the guest runs slower than with fewer"
+    )
   }
   return cpus
 }

@@ -27,14 +27,51 @@ const checkFile = (reader: EnvReader, host: HostFacts, name: string, example: st
   return path
 }
 
+/** The keymaps QEMU ships in /usr/share/qemu/keymaps (QEMU 7.2 to 10). */
+const qemuKeymaps = [
+  "ar",
+  "bepo",
+  "cz",
+  "da",
+  "de",
+  "de-ch",
+  "en-gb",
+  "en-us",
+  "es",
+  "et",
+  "fi",
+  "fo",
+  "fr",
+  "fr-be",
+  "fr-ca",
+  "fr-ch",
+  "hr",
+  "hu",
+  "is",
+  "it",
+  "ja",
+  "lt",
+  "lv",
+  "mk",
+  "nl",
+  "no",
+  "pl",
+  "pt",
+  "pt-br",
+  "ru",
+  "sl",
+  "sv",
+  "th",
+  "tr"
+]
+
 export const resolveGraphics = (reader: EnvReader, host: HostFacts): Graphics => {
   const mode = reader.choice<GraphicsMode>("GRAPHICS", "none", ["none", "vnc", "novnc"])
   const keymap = reader.get("VNC_KEYMAP")?.toLowerCase()
-  // QEMU keymap names (pc-bios/keymaps): a language code, optionally with a country, or bepo.
-  if (keymap !== undefined && !/^([a-z]{2}(-[a-z]{2})?|bepo)$/.test(keymap)) {
+  if (keymap !== undefined && !qemuKeymaps.includes(keymap)) {
     reader.problem(
       "VNC_KEYMAP",
-      "expected a QEMU keymap name such as en-us, de or fr-ch",
+      `expected one of QEMU's keymaps: ${qemuKeymaps.join(", ")}`,
       "VNC_KEYMAP=de"
     )
   }

@@ -773,7 +773,12 @@ export const problemsCases: ReadonlyArray<ProblemCase> = [
   {
     name: "VNC_KEYMAP unknown",
     env: { VNC_KEYMAP: "german" },
-    problems: [["VNC_KEYMAP", "expected a QEMU keymap name"]]
+    problems: [["VNC_KEYMAP", "expected one of QEMU's keymaps: ar, bepo"]]
+  },
+  {
+    name: "VNC_KEYMAP shaped like one but not shipped",
+    env: { VNC_KEYMAP: "zz" },
+    problems: [["VNC_KEYMAP", "expected one of QEMU's keymaps"]]
   },
   {
     name: "TLS files missing",
