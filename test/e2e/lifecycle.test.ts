@@ -75,7 +75,12 @@ test(
   "SIGTERM during boot stops cleanly",
   async () => {
     const name = `e2e-early-${process.pid}`
-    const run = new VmRun(await baseEnv(name, { PERSIST: "1", CLOUD_INIT: "0" }))
+    // The guest acts on the ACPI power button once systemd-logind runs. Under TCG on a busy
+    // 2-core machine that took from 60 s to over 90 s after the domain started, so the default
+    // SHUTDOWN_TIMEOUT of 90 s could expire first.
+    const run = new VmRun(
+      await baseEnv(name, { PERSIST: "1", CLOUD_INIT: "0", SHUTDOWN_TIMEOUT: "300" })
+    )
     await run.waitForLog(/domain started/, bootTimeout)
     const started = performance.now()
     const code = await run.stop("SIGTERM", 400_000)
