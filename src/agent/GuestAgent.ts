@@ -29,14 +29,16 @@ export const agentCallTimeout = Duration.seconds(30)
 const pingTimeout = Duration.seconds(5)
 
 /**
- * Gaps between `guest-exec-status` queries: 2 ms, doubling up to 250 ms. A short command such as
- * `true` finishes within the first few queries. A long one costs at most 4 queries a second, and
- * its end is noticed at most 250 ms late.
+ * Gaps between `guest-exec-status` queries: from 2 ms, growing by half each time up to 50 ms,
+ * for the first 5 seconds, then 250 ms. A short command's end is noticed within 50 ms; a long
+ *  one costs 4 queries a second, each handled by the guest agent.
  */
-export const execPollSchedule = Schedule.min([
-  Schedule.exponential("2 millis", 2),
+export const execPollSchedule = Schedule.concat(
+  Schedule.min([Schedule.exponential("2 millis", 1.5), Schedule.spaced("50 millis")]).pipe(
+    Schedule.upTo({ duration: "5 seconds" })
+  ),
   Schedule.spaced("250 millis")
-])
+)
 
 /**
  * Gap between pings while waiting for the agent to connect. libvirt reports "not connected"
@@ -117,8 +119,14 @@ const decodeReply =
 const fromBase64 = (data: string | undefined): Uint8Array =>
   data === undefined ? new Uint8Array() : Buffer.from(data, "base64")
 
+/**
+ * Errors that `waitForAgent` outlasts: the agent not up yet, a slow reply, and a domain that
+ * its launcher has not defined yet (guest-exec --wait right after starting vm-runner).
+ */
 const isNotYetConnected = (error: AgentError): boolean =>
-  error._tag === "AgentNotConnected" || error._tag === "AgentTimedOut"
+  error._tag === "AgentNotConnected" ||
+  error._tag === "AgentTimedOut" ||
+  error._tag === "DomainNotFound"
 
 /** Guest agent operations for one or more domains, over whichever AgentTransport is provided. */
 export class GuestAgent extends Context.Service<

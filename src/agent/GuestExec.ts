@@ -36,9 +36,9 @@ run COMMAND directly. Options end at COMMAND, so its own options need no "--". S
 input, when it is not a terminal, is passed to COMMAND.
 
 Options:
-  --wait[=SECONDS]   wait for the guest agent to connect (default 60 seconds)
+  --wait[=SECONDS]   wait for the VM to start and its guest agent to connect (default 60 s)
   --timeout SECONDS  send COMMAND SIGTERM after SECONDS and exit 124 (default: no limit)
-  --domain NAME      the libvirt domain to run in (default: the VM this vm-runner runs)
+  --domain NAME      the libvirt domain to run in (default: GUEST_NAME, or the only VM here)
   --spool            collect output in files in the guest's /tmp, for more than about 3 MiB
   -h, --help         show this help
 

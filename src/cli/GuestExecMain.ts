@@ -1,5 +1,5 @@
 import { BunChildProcessSpawner, BunFileSystem, BunPath, BunStdio } from "@effect/platform-bun"
-import { Cause, Data, Effect, Exit, Fiber, Layer, Result } from "effect"
+import { Cause, Data, Duration, Effect, Exit, Fiber, Layer, Result } from "effect"
 import { AgentTransport } from "../agent/AgentTransport.ts"
 import { GuestAgent } from "../agent/GuestAgent.ts"
 import { guestExecUsage, parseGuestExecArgs, runGuestExec } from "../agent/GuestExec.ts"
@@ -40,6 +40,24 @@ const defaultDomain = (): Result.Result<{ domain: string; uri: string | undefine
   }
 }
 
+/** Gap between looks for a launcher's run record while `--wait` runs. */
+const recordPollMillis = 250
+
+/**
+ * Picks the default domain; with `--wait`, keeps looking until a launcher that is still
+ * starting writes its run record, or the wait ends.
+ */
+const defaultDomainWithin = async (wait: Duration.Duration | undefined) => {
+  const deadline = performance.now() + (wait === undefined ? 0 : Duration.toMillis(wait))
+  for (;;) {
+    const choice = defaultDomain()
+    const missing =
+      Result.isFailure(choice) && choice.failure.exitCode === GuestExecExit.AgentNotConnected
+    if (!missing || performance.now() >= deadline) return choice
+    await Bun.sleep(recordPollMillis)
+  }
+}
+
 const agentLayer = (uri: string) =>
   GuestAgent.layer.pipe(
     Layer.provide(AgentTransport.layerAuto(uri)),
@@ -62,7 +80,7 @@ export const guestExecMain = async (args: ReadonlyArray<string>): Promise<number
   }
   const target =
     options.domain === undefined
-      ? defaultDomain()
+      ? await defaultDomainWithin(options.wait)
       : Result.succeed({ domain: options.domain, uri: undefined })
   if (Result.isFailure(target)) {
     process.stderr.write(`guest-exec: ${target.failure.message}\n`)

@@ -10,14 +10,18 @@ export interface ResolvedImages {
   readonly installIso: string | undefined
 }
 
-const describe = (file: ResolvedFile) =>
-  `${file.path} (${file.fromCache ? "cached" : "fetched"}${file.digestChecked ? ", checksum verified" : ""})`
+/** Describes where an image came from: the user's own file, the cache, or a download. */
+const describe = (file: ResolvedFile, localPath?: string) => {
+  let origin = file.fromCache ? "cached" : "downloaded"
+  if (file.path === localPath) origin = "the local file, used in place"
+  return `${file.path} (${origin}${file.digestChecked ? ", checksum verified" : ""})`
+}
 
-const baseFrom = (file: ResolvedFile) =>
+const baseFrom = (file: ResolvedFile, localPath?: string) =>
   Effect.gen(function* () {
     const qemuImg = yield* QemuImg
     const info = yield* qemuImg.info(file.path)
-    yield* Effect.logInfo(`image: ${describe(file)}`)
+    yield* Effect.logInfo(`image: ${describe(file, localPath)}`)
     return {
       _tag: "Image",
       path: file.path,
@@ -45,16 +49,17 @@ export const resolveImages = (config: VmConfig, source: ResolvedImage | undefine
     const catalogueBase = () =>
       cache
         .resolveCatalogueImage(config.distro, config.runtime.downloadRetries)
-        .pipe(Effect.flatMap(baseFrom))
+        .pipe(Effect.flatMap((file) => baseFrom(file)))
 
     if (source === undefined) return { base: yield* catalogueBase(), installIso: undefined }
+    const localPath = config.boot.from._tag === "Path" ? config.boot.from.path : undefined
     switch (source._tag) {
       case "Blank":
         return { base: { _tag: "Blank" } as const, installIso: undefined }
       case "DiskImage":
-        return { base: yield* baseFrom(source), installIso: undefined }
+        return { base: yield* baseFrom(source, localPath), installIso: undefined }
       case "Iso": {
-        yield* Effect.logInfo(`installer ISO: ${describe(source)}`)
+        yield* Effect.logInfo(`installer ISO: ${describe(source, localPath)}`)
         const base: BaseImage = config.boot.blankDisk ? { _tag: "Blank" } : yield* catalogueBase()
         return { base, installIso: source.path }
       }

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test"
-import { Duration, Effect, Exit, Layer } from "effect"
+import { Duration, Effect, Exit, Fiber, Layer } from "effect"
 import { TestClock } from "effect/testing"
 import {
   type AgentError,
@@ -99,14 +99,40 @@ describe("GuestAgent.awaitExit", () => {
 })
 
 describe("GuestAgent.waitForAgent", () => {
-  test("missing domain fails at once", async () => {
+  test("waits for a domain not defined yet", async () => {
+    let calls = 0
     const { exit, sent } = await withAgent(
+      (command) => {
+        calls += 1
+        return calls === 1
+          ? Effect.fail(new DomainNotFound({ domain: "vm1", command, detail: "no such domain" }))
+          : Effect.succeed({})
+      },
+      (agent) =>
+        Effect.gen(function* () {
+          const fiber = yield* Effect.forkChild(agent.waitForAgent("vm1", Duration.seconds(60)))
+          yield* TestClock.adjust("1 second")
+          return yield* Fiber.join(fiber)
+        })
+    )
+    expect(Exit.isSuccess(exit)).toBe(true)
+    expect(sent.length).toBe(2)
+  })
+
+  test("a domain still missing at the end is reported", async () => {
+    const { exit } = await withAgent(
       (command) =>
         Effect.fail(new DomainNotFound({ domain: "vm1", command, detail: "no such domain" })),
-      (agent) => agent.waitForAgent("vm1", Duration.seconds(60))
+      (agent) =>
+        Effect.gen(function* () {
+          const fiber = yield* Effect.forkChild(agent.waitForAgent("vm1", Duration.seconds(2)))
+          yield* TestClock.adjust("3 seconds")
+          return yield* Fiber.join(fiber)
+        })
     )
-    expect(failureOf(exit)._tag).toBe("DomainNotFound")
-    expect(sent.length).toBe(1)
+    const error = failureOf(exit)
+    expect(error._tag).toBe("AgentNotConnected")
+    expect(error.message).toContain("no such domain")
   })
 })
 

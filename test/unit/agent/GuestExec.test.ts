@@ -311,26 +311,37 @@ describe("interruption", () => {
 })
 
 describe("status polling", () => {
-  test("backoff starts at 2 ms and doubles to 250 ms", async () => {
+  /** Runs `true` against an agent that reports the exit after `polls` queries; returns the gaps. */
+  const pollGaps = async (polls: number, steps: number) => {
     const calls: Array<Call> = []
     const layer = Layer.mergeAll(
       GuestAgent.layer.pipe(
-        Layer.provide(scriptedTransport({ final: { exitcode: 0 }, pollsUntilExit: 10 }, calls))
+        Layer.provide(scriptedTransport({ final: { exitcode: 0 }, pollsUntilExit: polls }, calls))
       ),
       stdioLayer([], [], { terminal: true }),
       TestClock.layer()
     )
     const program = Effect.gen(function* () {
       const fiber = yield* Effect.forkChild(runGuestExec({ domain: "vm1", command: ["true"] }))
-      for (let step = 0; step < 200; step++) yield* TestClock.adjust("10 millis")
+      for (let step = 0; step < steps; step++) yield* TestClock.adjust("10 millis")
       return yield* Fiber.join(fiber)
     })
     const status = await Effect.runPromise(program.pipe(Effect.provide(layer)))
     expect(status).toBe(0)
-    const polls = calls.filter((call) => call.command === "guest-exec-status").map((c) => c.at)
-    expect(polls.length).toBe(11)
-    const gaps = polls.slice(1).map((at, index) => at - polls[index]!)
+    const times = calls.filter((call) => call.command === "guest-exec-status").map((c) => c.at)
+    expect(times.length).toBe(polls + 1)
+    return times.slice(1).map((at, index) => at - times[index]!)
+  }
+
+  test("backoff grows from 2 ms to 50 ms", async () => {
     // TestClock wakes each sleeper at its exact deadline, so the gaps are the delays.
-    expect(gaps).toEqual([2, 4, 8, 16, 32, 64, 128, 250, 250, 250])
+    const gaps = await pollGaps(10, 200)
+    expect(gaps.map((gap) => Math.round(gap))).toEqual([2, 3, 5, 7, 10, 15, 23, 34, 50, 50])
+  })
+
+  test("after 5 seconds, 250 ms", async () => {
+    const gaps = await pollGaps(110, 1000)
+    expect(Math.max(...gaps.slice(0, 90))).toBe(50)
+    expect(gaps.slice(-3)).toEqual([250, 250, 250])
   })
 })
