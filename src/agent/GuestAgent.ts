@@ -31,7 +31,7 @@ const pingTimeout = Duration.seconds(5)
 /**
  * Gaps between `guest-exec-status` queries: from 2 ms, growing by half each time up to 50 ms,
  * for the first 5 seconds, then 250 ms. A short command's end is noticed within 50 ms; a long
- *  one costs 4 queries a second, each handled by the guest agent.
+ * one costs 4 queries a second, each handled by the guest agent.
  */
 export const execPollSchedule = Schedule.concat(
   Schedule.min([Schedule.exponential("2 millis", 1.5), Schedule.spaced("50 millis")]).pipe(
