@@ -29,7 +29,7 @@ BOOT_FROM="$image" GUEST_NAME=$name PERSIST=0 MEMORY=1024 CPUS=2 NO_CONSOLE=1 \
   GUEST_PASSWORD="$password" SSH_PORT="$ssh_port" \
   setsid dist/vm-runner >.tmp/quickstart.log 2>&1 &
 echo $! >.tmp/quickstart.pid
-# When a later step fails, the ERR trap says how to stop the VM that is already booting.
+# When a later step fails, the ERR trap prints how to stop the VM that is already booting.
 trap 'echo "quickstart: failed; the VM may still run: see .tmp/quickstart.log, stop it with kill -TERM $(cat .tmp/quickstart.pid)" >&2' ERR
 
 echo "quickstart: waiting for the guest agent (20 s with KVM, 1 to 2 minutes under TCG)" >&2

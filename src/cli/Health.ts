@@ -19,14 +19,14 @@ export class Unhealthy extends Data.TaggedError("Unhealthy")<{ readonly reason: 
 export const checkHealth = (domainOption: string | undefined, requireCloudInit: boolean) =>
   Effect.gen(function* () {
     const records = liveRunRecords()
+    let domain = domainOption
     let record = records.find((entry) => entry.domain === domainOption)
-    if (domainOption === undefined) {
+    if (domain === undefined) {
       const choice = chooseRunningVm(records, process.env.GUEST_NAME)
       if (choice._tag !== "Found") return yield* new Unhealthy({ reason: choice.detail })
       record = choice.record
+      domain = record.domain
     }
-    const domain = domainOption ?? record?.domain
-    if (domain === undefined) return yield* new Unhealthy({ reason: "no domain to check" })
     const libvirt = yield* Libvirt
     const state = yield* libvirt.state(domain).pipe(Effect.orElseSucceed(() => undefined))
     if (state !== "running") {

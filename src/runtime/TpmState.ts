@@ -65,8 +65,10 @@ export const blockedDirectory = (
   for (const dir of chain) {
     const info = stat(dir)
     if (info === undefined) continue
-    const bit = info.uid === account.uid ? 0o100 : info.gid === account.gid ? 0o010 : 0o001
-    if ((info.mode & bit) === 0) return dir
+    let searchBit = 0o001
+    if (info.uid === account.uid) searchBit = 0o100
+    else if (info.gid === account.gid) searchBit = 0o010
+    if ((info.mode & searchBit) === 0) return dir
   }
   return undefined
 }

@@ -37,8 +37,8 @@ const bootAndCheck = async (label: string, checks: () => Promise<void>) => {
 
 beforeAll(async () => {
   workDir = makeWorkDir("secure")
-  // libvirt runs swtpm as tss, which must be able to pass through to the VM directory; a
-  // private work directory keeps the TPM state in /var/lib/libvirt/swtpm instead, with a warning.
+  // libvirt runs swtpm as tss, so the VM directory must be reachable for tss. A private work
+  // directory would keep the TPM state in /var/lib/libvirt/swtpm instead.
   chmodSync(workDir, 0o711)
   env = {
     BOOT_FROM: guestImage(),
@@ -54,10 +54,16 @@ beforeAll(async () => {
   }
 })
 
+const privateName = `e2e-tpm-private-${process.pid}`
+let privateDir: string | undefined
+
 afterAll(() => {
-  spawnSync(["virsh", "-c", "qemu:///system", "destroy", name])
-  spawnSync(["virsh", "-c", "qemu:///system", "undefine", name, "--nvram", "--tpm"])
+  for (const domain of [name, privateName]) {
+    spawnSync(["virsh", "-c", "qemu:///system", "destroy", domain])
+    spawnSync(["virsh", "-c", "qemu:///system", "undefine", domain, "--nvram", "--tpm"])
+  }
   removeDir(workDir)
+  if (privateDir !== undefined) removeDir(privateDir)
 })
 
 test(
@@ -98,3 +104,24 @@ test(
   },
   bootTimeout + 300_000
 )
+
+test("TPM state stays with libvirt when tss cannot enter DATA_DIR", async () => {
+  // makeWorkDir creates the directory with mode 0700, so tss cannot enter the VM directory.
+  privateDir = makeWorkDir("tpm-private")
+  const run = new VmRun({
+    ...env,
+    DATA_DIR: join(privateDir, "data"),
+    GUEST_NAME: privateName,
+    BOOT_MODE: "uefi",
+    TPM: "1",
+    PERSIST: "0",
+    SHUTDOWN_TIMEOUT: "5",
+    SSH_PORT: String(await freePort())
+  })
+  await run.waitForLog(/domain started/, 120_000)
+  expect(run.stderr).toContain("TPM state stays in /var/lib/libvirt/swtpm/")
+  expect(run.stderr).toContain(`libvirt runs swtpm as tss, which may not enter ${privateDir}`)
+  const uuid = readFileSync(join(privateDir, "data", "vms", privateName, "uuid"), "utf8").trim()
+  expect(lstatSync(`/var/lib/libvirt/swtpm/${uuid}`).isDirectory()).toBe(true)
+  await run.stop("SIGTERM")
+}, 300_000)

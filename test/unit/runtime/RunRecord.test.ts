@@ -91,23 +91,23 @@ describe("removeRunRecord", () => {
 })
 
 describe("chooseRunningVm", () => {
-  const one = [record("vm-a", 1, "2026-12-04T10:00:00Z")]
-  const two = [...one, record("vm-b", 2, "2026-12-04T11:00:00Z")]
+  const singleVm = [record("vm-a", 1, "2026-12-04T10:00:00Z")]
+  const twoVms = [...singleVm, record("vm-b", 2, "2026-12-04T11:00:00Z")]
 
   test("the only VM", () => {
-    const choice = records.chooseRunningVm(one, undefined)
+    const choice = records.chooseRunningVm(singleVm, undefined)
     expect(choice._tag).toBe("Found")
     if (choice._tag === "Found") expect(choice.record.domain).toBe("vm-a")
   })
 
   test("GUEST_NAME picks among several", () => {
-    const choice = records.chooseRunningVm(two, " vm-b ")
+    const choice = records.chooseRunningVm(twoVms, " vm-b ")
     expect(choice._tag).toBe("Found")
     if (choice._tag === "Found") expect(choice.record.domain).toBe("vm-b")
   })
 
   test("GUEST_NAME of no running VM", () => {
-    const choice = records.chooseRunningVm(one, "vm-z")
+    const choice = records.chooseRunningVm(singleVm, "vm-z")
     expect(choice._tag).toBe("None")
     if (choice._tag === "None") {
       expect(choice.detail).toStartWith("GUEST_NAME=vm-z: no vm-runner VM of that name")
@@ -120,7 +120,7 @@ describe("chooseRunningVm", () => {
   })
 
   test("several without GUEST_NAME", () => {
-    const choice = records.chooseRunningVm(two, "")
+    const choice = records.chooseRunningVm(twoVms, "")
     expect(choice._tag).toBe("Ambiguous")
     if (choice._tag === "Ambiguous") expect(choice.detail).toContain("vm-a, vm-b")
   })
