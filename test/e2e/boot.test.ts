@@ -18,6 +18,7 @@ import {
   reportTime,
   serveFile,
   sha256Of,
+  stopIfRunning,
   VmRun,
   writeTestCatalogue
 } from "./support/harness.ts"
@@ -79,7 +80,7 @@ beforeAll(async () => {
 }, bootTimeout + 60_000)
 
 afterAll(async () => {
-  if (run !== undefined && run.process.exitCode === null) await run.stop("SIGTERM")
+  await stopIfRunning(run)
   server?.stop()
   spawnSync(["virsh", "-c", "qemu:///system", "undefine", name, "--keep-nvram"])
   if (workDir !== undefined) removeDir(workDir)

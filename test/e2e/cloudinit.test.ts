@@ -14,6 +14,7 @@ import {
   makeWorkDir,
   removeDir,
   reportTime,
+  stopIfRunning,
   VmRun
 } from "./support/harness.ts"
 
@@ -60,7 +61,7 @@ beforeAll(async () => {
 }, bootTimeout + 60_000)
 
 afterAll(async () => {
-  if (run !== undefined && run.process.exitCode === null) await run.stop("SIGTERM")
+  await stopIfRunning(run)
   spawnSync(["virsh", "-c", "qemu:///system", "undefine", name, "--keep-nvram"])
   removeDir(workDir)
 })

@@ -17,7 +17,14 @@ import { join } from "node:path"
 import { spawnSync } from "bun"
 import { guestIpv4, guestNics, nicByMac, resolvedConfig } from "./network/guest.ts"
 import { type DhcpServer, leasedAddress, ping, TestNetwork } from "./network/hostNetwork.ts"
-import { guestImage, makeWorkDir, removeDir, reportTime, VmRun } from "./support/harness.ts"
+import {
+  guestImage,
+  makeWorkDir,
+  removeDir,
+  reportTime,
+  stopIfRunning,
+  VmRun
+} from "./support/harness.ts"
 
 const bootTimeout = 15 * 60_000
 /** How long DHCP may take to give a NIC an address once cloud-init is done. */
@@ -70,11 +77,7 @@ beforeAll(async () => {
 }, bootTimeout + 60_000)
 
 afterAll(async () => {
-  if (run !== undefined && run.process.exitCode === null) {
-    const started = performance.now()
-    await run.stop("SIGTERM")
-    reportTime("bridge and direct guest: SIGTERM to exit", started)
-  }
+  await stopIfRunning(run, "bridge and direct guest")
   spawnSync(["virsh", "-c", "qemu:///system", "undefine", name, "--nvram"], { stderr: "ignore" })
   await network?.remove()
   if (workDir !== undefined) removeDir(workDir)

@@ -31,6 +31,7 @@ import {
   makeWorkDir,
   removeDir,
   reportTime,
+  stopIfRunning,
   VmRun
 } from "./support/harness.ts"
 
@@ -116,11 +117,7 @@ beforeAll(async () => {
 }, bootTimeout + 60_000)
 
 afterAll(async () => {
-  if (run !== undefined && run.process.exitCode === null) {
-    const started = performance.now()
-    await run.stop("SIGTERM")
-    reportTime("NAT and shares guest: SIGTERM to exit", started)
-  }
+  await stopIfRunning(run, "NAT and shares guest")
   spawnSync(["virsh", "-c", "qemu:///system", "undefine", name, "--nvram"], { stderr: "ignore" })
   if (workDir !== undefined) removeDir(workDir)
 })

@@ -19,6 +19,7 @@ import {
   removeDir,
   reportTime,
   serveFile,
+  stopIfRunning,
   VmRun,
   writeTestCatalogue
 } from "./support/harness.ts"
@@ -97,7 +98,7 @@ beforeAll(async () => {
 }, bootTimeout + 60_000)
 
 afterAll(async () => {
-  if (run !== undefined && run.process.exitCode === null) await run.stop("SIGTERM")
+  await stopIfRunning(run)
   isoServer?.stop()
   if (name !== undefined) {
     virsh("destroy", name)

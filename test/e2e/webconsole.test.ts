@@ -19,6 +19,7 @@ import {
   projectRoot,
   removeDir,
   reportTime,
+  stopIfRunning,
   VmRun,
   writeTestCatalogue
 } from "./support/harness.ts"
@@ -123,7 +124,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await context?.close()
-  if (run !== undefined && run.process.exitCode === null) await run.stop("SIGTERM")
+  await stopIfRunning(run)
   if (name !== undefined) {
     virsh("destroy", name)
     virsh("undefine", name, "--nvram")

@@ -202,3 +202,14 @@ export const removeDir = (dir: string) => rmSync(dir, { recursive: true, force: 
 /** Prints how long a case took, which CI logs keep for spotting slow boots. */
 export const reportTime = (label: string, startedAt: number) =>
   process.stderr.write(`[e2e] ${label}: ${((performance.now() - startedAt) / 1000).toFixed(1)} s\n`)
+
+/**
+ * Stops a run that is still going with SIGTERM, for afterAll hooks. With `label`, reports how
+ * long the stop took.
+ */
+export const stopIfRunning = async (run: VmRun | undefined, label?: string): Promise<void> => {
+  if (run === undefined || run.process.exitCode !== null) return
+  const started = performance.now()
+  await run.stop("SIGTERM")
+  if (label !== undefined) reportTime(`${label}: SIGTERM to exit`, started)
+}
