@@ -188,7 +188,10 @@ describe("Downloader.download", () => {
     const first = request("/changed.img", { attempts: 1 })
     const exit = await downloadExit(first)
     expect(failureOf(exit)._tag).toBe("DownloadFailed")
-    expect(sizeOf(partialPathOf(first.destination))).toBe(size / 2)
+    // The client may lose the last chunk before the cut, so the partial file is at most half.
+    const partial = sizeOf(partialPathOf(first.destination))
+    expect(partial).toBeGreaterThan(0)
+    expect(partial).toBeLessThanOrEqual(size / 2)
 
     const fresh = randomBytes(size + 1000, 9)
     file.data = fresh
